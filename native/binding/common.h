@@ -1,0 +1,94 @@
+// Shared machinery of the binding: per-environment state, the one place where C++
+// exceptions become JS errors, and argument readers that name what was wrong.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dropattack {
+namespace binding {
+
+// References to JS ArrayBuffers that back zero-copy tensors. A tensor can die on any
+// thread (a worker may drop the last reference), but a napi_ref may only be deleted on
+// the JS thread: releases from other threads wait here until the JS thread drains them.
+struct ReleaseQueue {
+  napi_env env = nullptr;
+  std::thread::id js_thread;
+  std::mutex mu;
+  std::vector<napi_ref> pending;
+  std::atomic<bool> has_pending{false};
+  bool alive = true;
+
+  void Release(napi_ref ref);
+  void Drain();
+};
+
+struct InstanceData {
+  Napi::FunctionReference torch_error;  // the TorchError class from lib/errors.ts
+  Napi::FunctionReference tensor_class;
+  Napi::FunctionReference generator_class;
+  Napi::FunctionReference perturbation_class;
+  std::shared_ptr<ReleaseQueue> releases = std::make_shared<ReleaseQueue>();
+  ~InstanceData();
+};
+
+InstanceData& Data(Napi::Env env);
+
+/// A JS TorchError (or a plain Error before the class is registered).
+Napi::Error TorchError(Napi::Env env, const std::string& message);
+
+/// Runs F and turns every C++ exception into a JS exception: c10::Error and
+/// std::exception become TorchError (without LibTorch's backtrace); Napi errors pass.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value Guard(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw TorchError(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw TorchError(info.Env(), e.what());
+  } catch (...) {
+    throw TorchError(info.Env(), "unknown native error");
+  }
+}
+
+// ---- argument readers: each names the function and the argument on failure ----
+
+std::string Describe(const Napi::Value& v);
+[[noreturn]] void ThrowType(Napi::Env env, const char* fn, const char* arg, const char* expected,
+                            const Napi::Value& got);
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message);
+
+Napi::Value Arg(const Napi::CallbackInfo& info, size_t i);
+double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+double ArgFinite(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+uint64_t ArgUint64(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+/// Array of integers >= 0 (or -1 once, when allow_infer) as a shape.
+std::vector<int64_t> ArgShape(const Napi::CallbackInfo& info, size_t i, const char* fn,
+                              const char* name, bool allow_infer = false);
+/// Array of integers (dims, may be negative); null/undefined -> empty with *given=false.
+std::vector<int64_t> ArgDims(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
+                             bool* given);
+at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+/// A live Tensor handle.
+at::Tensor& ArgTensor(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+bool IsTensor(Napi::Env env, const Napi::Value& v);
+
+std::string DtypeName(at::ScalarType t);
+std::string DeviceName(const at::Device& d);
+
+}  // namespace binding
+}  // namespace dropattack

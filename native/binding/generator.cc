@@ -1,0 +1,79 @@
+#include "generator.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <mutex>
+
+#include "common.h"
+#include "tensor.h"
+
+namespace dropattack {
+namespace binding {
+
+namespace {
+using Info = const Napi::CallbackInfo&;
+
+Generator* ArgGeneratorObject(Info info, size_t i, const char* fn) {
+  Napi::Value v = Arg(info, i);
+  InstanceData& data = Data(info.Env());
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data.generator_class.Value())) {
+    ThrowType(info.Env(), fn, "generator", "a Generator", v);
+  }
+  return Napi::ObjectWrap<Generator>::Unwrap(v.As<Napi::Object>());
+}
+
+// generatorNew(seed)
+Napi::Value GeneratorNew(Info info) {
+  const uint64_t seed = ArgUint64(info, 0, "Generator", "seed");
+  return Data(info.Env()).generator_class.New({Napi::BigInt::New(info.Env(), seed)});
+}
+
+Napi::Value GeneratorSeed(Info info) {
+  Generator* g = ArgGeneratorObject(info, 0, "generatorSeed");
+  std::lock_guard<std::mutex> lock(g->value().mutex());
+  return Napi::BigInt::New(info.Env(), g->value().current_seed());
+}
+
+Napi::Value GeneratorGetState(Info info) {
+  Generator* g = ArgGeneratorObject(info, 0, "generatorGetState");
+  std::lock_guard<std::mutex> lock(g->value().mutex());
+  return Tensor::Wrap(info.Env(), g->value().get_state());
+}
+
+Napi::Value GeneratorSetState(Info info) {
+  Generator* g = ArgGeneratorObject(info, 0, "generatorSetState");
+  const at::Tensor& state = ArgTensor(info, 1, "generatorSetState", "state");
+  TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(),
+              "generatorSetState: state must be a uint8 CPU tensor from getState()");
+  std::lock_guard<std::mutex> lock(g->value().mutex());
+  g->value().set_state(state);
+  return info.Env().Undefined();
+}
+}  // namespace
+
+void Generator::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeGenerator", {});
+  Data(env).generator_class = Napi::Persistent(cls);
+  exports.Set("generatorNew", Napi::Function::New(env, &Guard<GeneratorNew>, "generatorNew"));
+  exports.Set("generatorSeed", Napi::Function::New(env, &Guard<GeneratorSeed>, "generatorSeed"));
+  exports.Set("generatorGetState", Napi::Function::New(env, &Guard<GeneratorGetState>, "generatorGetState"));
+  exports.Set("generatorSetState", Napi::Function::New(env, &Guard<GeneratorSetState>, "generatorSetState"));
+}
+
+Generator::Generator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Generator>(info) {
+  if (info.Length() != 1 || !info[0].IsBigInt()) {
+    throw Napi::TypeError::New(info.Env(), "NativeGenerator cannot be constructed from JavaScript; use generatorNew(seed)");
+  }
+  bool lossless = false;
+  const uint64_t seed = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  value_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+c10::optional<at::Generator> ArgGenerator(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  Napi::Value v = Arg(info, i);
+  if (v.IsNull() || v.IsUndefined()) return c10::nullopt;
+  return ArgGeneratorObject(info, i, fn)->value();
+}
+
+}  // namespace binding
+}  // namespace dropattack

@@ -1,0 +1,27 @@
+// Perturbation: the JS handle of one applied perturbation. It holds the target and its
+// exact backup until restore(), and reports the backup's memory to V8 meanwhile.
+#pragma once
+
+#include <napi.h>
+
+#include "ops/perturb.h"
+
+namespace dropattack {
+namespace binding {
+
+class Perturbation : public Napi::ObjectWrap<Perturbation> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Perturbation(const Napi::CallbackInfo& info);
+  ~Perturbation() override;
+
+  at::Tensor target;
+  ops::PerturbState state;
+  bool restored = false;
+  int64_t reported_bytes = 0;
+  void Report(Napi::Env env);
+  void Unreport(Napi::Env env);
+};
+
+}  // namespace binding
+}  // namespace dropattack

@@ -1,0 +1,183 @@
+// Device-independent part of the perturbation op: argument checks, the norm, the
+// skip rule, backup allocation, restore. The kernels live in cpu/ and cuda/.
+#include "perturb.h"
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <cmath>
+
+#include "perturb_common.h"
+
+namespace dropattack {
+namespace ops {
+
+namespace {
+
+bool is_float_type(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+void check_options(const PerturbOptions& o) {
+  TORCH_CHECK(std::isfinite(o.epsilon) && o.epsilon >= 0.0,
+              "perturb: epsilon must be a finite number >= 0, got ", o.epsilon);
+  TORCH_CHECK(o.p >= 0.0 && o.p <= 1.0, "perturb: p must be in [0, 1], got ", o.p);
+}
+
+void check_pair(const at::Tensor& target, const at::Tensor& direction) {
+  TORCH_CHECK(target.defined(), "perturb: target is an undefined tensor");
+  TORCH_CHECK(direction.defined(), "perturb: direction is an undefined tensor");
+  TORCH_CHECK(is_float_type(target.scalar_type()),
+              "perturb: target must be float32, float64, float16 or bfloat16, got ",
+              target.scalar_type());
+  TORCH_CHECK(direction.scalar_type() == target.scalar_type(), "perturb: direction dtype ",
+              direction.scalar_type(), " does not match target dtype ", target.scalar_type());
+  TORCH_CHECK(direction.sizes() == target.sizes(), "perturb: direction shape ", direction.sizes(),
+              " does not match target shape ", target.sizes());
+  TORCH_CHECK(direction.device() == target.device(), "perturb: direction is on ",
+              direction.device(), " but target is on ", target.device());
+  TORCH_CHECK(target.is_contiguous(), "perturb: target must be contiguous (it is updated in place)");
+  TORCH_CHECK(target.layout() == at::kStrided && direction.layout() == at::kStrided,
+              "perturb: sparse tensors are not supported; pass rows for the row-sparse path");
+}
+
+bool is_cuda(const at::Tensor& t) { return t.device().is_cuda(); }
+
+void require_cuda_build(const at::Tensor& t) {
+#ifndef DROPATTACK_WITH_CUDA
+  TORCH_CHECK(!is_cuda(t), "perturb: this build of dropattack has no CUDA kernels; rebuild against a CUDA LibTorch");
+#else
+  (void)t;
+#endif
+}
+
+double run_squared_norm(const at::Tensor& direction, const at::Tensor* rows) {
+  require_cuda_build(direction);
+#ifdef DROPATTACK_WITH_CUDA
+  if (is_cuda(direction)) return cuda::squared_norm_kernel(direction, rows);
+#endif
+  return cpu::squared_norm_kernel(direction, rows);
+}
+
+void run_masked_add(at::Tensor& target, const at::Tensor& direction, at::Tensor& backup,
+                    const at::Tensor* rows, double scale, const PerturbOptions& o) {
+  const uint64_t threshold = mask_threshold(o.p);
+#ifdef DROPATTACK_WITH_CUDA
+  if (is_cuda(target)) {
+    cuda::masked_add_kernel(target, direction, backup, rows, scale, o.seed, o.counter, threshold);
+    return;
+  }
+#endif
+  cpu::masked_add_kernel(target, direction, backup, rows, scale, o.seed, o.counter, threshold);
+}
+
+// Shared tail of the dense and sparse paths once the squared norm is known.
+PerturbState apply(at::Tensor& target, const at::Tensor& direction, const at::Tensor* rows,
+                   double sumsq, const PerturbOptions& o) {
+  PerturbState state;
+  state.sparse = rows != nullptr;
+  state.norm = std::sqrt(sumsq);
+  if (!(sumsq > 0.0) || !std::isfinite(sumsq)) {
+    state.skipped = true;
+    return state;
+  }
+  state.scale = o.epsilon / state.norm;
+  if (o.epsilon == 0.0 || mask_threshold(o.p) == 0) {
+    // Nothing would change: no backup, restore() is a no-op.
+    return state;
+  }
+  if (rows != nullptr) {
+    state.rows = *rows;
+    std::vector<int64_t> shape(target.sizes().begin(), target.sizes().end());
+    shape[0] = rows->size(0);
+    state.backup = at::empty(shape, target.options().requires_grad(false));
+  } else {
+    state.backup = at::empty_like(target, target.options().requires_grad(false),
+                                  at::MemoryFormat::Contiguous);
+  }
+  run_masked_add(target, direction, state.backup, rows, state.scale, o);
+  return state;
+}
+
+}  // namespace
+
+double squared_norm(const at::Tensor& t) {
+  TORCH_CHECK(t.defined() && is_float_type(t.scalar_type()),
+              "squared_norm: expected a float tensor");
+  return run_squared_norm(t.contiguous(), nullptr);
+}
+
+PerturbState perturb(at::Tensor& target, const at::Tensor& direction, const PerturbOptions& options) {
+  check_pair(target, direction);
+  check_options(options);
+  require_cuda_build(target);
+  const at::Tensor d = direction.contiguous();
+  if (target.numel() == 0) {
+    PerturbState state;
+    state.skipped = true;
+    return state;
+  }
+  const double sumsq = run_squared_norm(d, nullptr);
+  return apply(target, d, nullptr, sumsq, options);
+}
+
+PerturbState perturb_rows(at::Tensor& target, const at::Tensor& direction, const at::Tensor& rows,
+                          const PerturbOptions& options) {
+  check_pair(target, direction);
+  check_options(options);
+  require_cuda_build(target);
+  TORCH_CHECK(rows.defined(), "perturb: rows is an undefined tensor");
+  TORCH_CHECK(target.dim() >= 1, "perturb: rows needs a target with at least one dimension");
+  TORCH_CHECK(rows.dim() == 1, "perturb: rows must be one-dimensional, got shape ", rows.sizes());
+  TORCH_CHECK(rows.scalar_type() == at::kLong || rows.scalar_type() == at::kInt,
+              "perturb: rows must be int64 or int32, got ", rows.scalar_type());
+  at::Tensor r = rows.to(target.device(), at::kLong);
+  r = std::get<0>(at::_unique(r, /*sorted=*/true, /*return_inverse=*/false));
+  if (r.numel() > 0) {
+    const int64_t lo = r.min().item<int64_t>();
+    const int64_t hi = r.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < target.size(0), "perturb: rows holds index ", lo < 0 ? lo : hi,
+                ", out of range for a target with ", target.size(0), " rows");
+  }
+  const at::Tensor d = direction.contiguous();
+  if (r.numel() == 0 || target.numel() == 0) {
+    PerturbState state;
+    state.sparse = true;
+    state.skipped = true;
+    return state;
+  }
+  const double sumsq = run_squared_norm(d, &r);
+  return apply(target, d, &r, sumsq, options);
+}
+
+void restore(at::Tensor& target, PerturbState& state) {
+  if (!state.backup.defined()) return;
+  at::NoGradGuard no_grad;
+  if (state.sparse) {
+    target.index_copy_(0, state.rows, state.backup);
+  } else {
+    target.copy_(state.backup);
+  }
+  state.backup = at::Tensor();
+  state.rows = at::Tensor();
+}
+
+at::Tensor drop_mask(int64_t numel, double p, uint64_t seed, uint64_t counter, const at::Device& device) {
+  TORCH_CHECK(numel >= 0, "dropMask: numel must be >= 0, got ", numel);
+  TORCH_CHECK(p >= 0.0 && p <= 1.0, "dropMask: p must be in [0, 1], got ", p);
+  at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(at::kBool).device(device));
+  if (numel == 0) return out;
+#ifdef DROPATTACK_WITH_CUDA
+  if (device.is_cuda()) {
+    cuda::drop_mask_kernel(out, seed, counter, mask_threshold(p));
+    return out;
+  }
+#else
+  TORCH_CHECK(!device.is_cuda(), "dropMask: this build of dropattack has no CUDA kernels");
+#endif
+  cpu::drop_mask_kernel(out, seed, counter, mask_threshold(p));
+  return out;
+}
+
+}  // namespace ops
+}  // namespace dropattack

@@ -1,0 +1,73 @@
+// The fused DropAttack perturbation op on LibTorch tensors.
+//
+//   target <- target + epsilon * M (.) direction / ||direction||_2,   M ~ Bernoulli(p)
+//
+// done in place with an exact backup, so restore() puts back the original bits. The
+// mask M comes from perturb_common.h; the device of the target picks the kernel.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace dropattack {
+namespace ops {
+
+struct PerturbOptions {
+  double epsilon = 0.0;  // L2 radius of the step (>= 0, finite)
+  double p = 1.0;        // keep probability of the mask, in [0, 1]
+  uint64_t seed = 0;     // Philox key
+  uint64_t counter = 0;  // Philox counter high word (e.g. step, group, tensor)
+};
+
+/// What perturb() did, and what restore() needs to undo it.
+struct PerturbState {
+  bool skipped = false;   // the direction's norm was 0 or not finite: nothing changed
+  double norm = 0.0;      // ||direction||_2 over the whole tensor (or over `rows`)
+  double scale = 0.0;     // epsilon / norm, as applied
+  bool sparse = false;    // only `rows` were touched
+  at::Tensor backup;      // dense: the whole target; sparse: [rows, ...] of the target
+  at::Tensor rows;        // sparse: sorted unique row indices (int64, target's device)
+  int64_t backup_bytes() const { return backup.defined() ? backup.nbytes() : 0; }
+};
+
+/// Squared L2 norm of `t` with the fixed block/lane order of perturb_common.h.
+double squared_norm(const at::Tensor& t);
+
+/// Dense perturbation of the whole target. `target` must be contiguous; `direction` has
+/// its shape, dtype and device.
+PerturbState perturb(at::Tensor& target, const at::Tensor& direction, const PerturbOptions& options);
+
+/// Row-sparse perturbation: `direction` must be zero outside `rows` (the rows of an
+/// embedding table a batch touched). Only those rows are backed up, perturbed and
+/// restored; the result equals the dense op bit for bit.
+PerturbState perturb_rows(at::Tensor& target, const at::Tensor& direction, const at::Tensor& rows,
+                          const PerturbOptions& options);
+
+/// Puts the backed-up values back, bit for bit, and releases the backup.
+void restore(at::Tensor& target, PerturbState& state);
+
+/// The mask perturb() uses for a tensor of `numel` elements, as a bool tensor.
+at::Tensor drop_mask(int64_t numel, double p, uint64_t seed, uint64_t counter, const at::Device& device);
+
+// Device kernels, selected by perturb() from the target's device.
+namespace cpu {
+double squared_norm_kernel(const at::Tensor& direction, const at::Tensor* rows);
+void masked_add_kernel(at::Tensor& target, const at::Tensor& direction, at::Tensor& backup,
+                       const at::Tensor* rows, double scale, uint64_t seed, uint64_t counter,
+                       uint64_t threshold);
+void drop_mask_kernel(at::Tensor& out, uint64_t seed, uint64_t counter, uint64_t threshold);
+}  // namespace cpu
+
+#ifdef DROPATTACK_WITH_CUDA
+namespace cuda {
+double squared_norm_kernel(const at::Tensor& direction, const at::Tensor* rows);
+void masked_add_kernel(at::Tensor& target, const at::Tensor& direction, at::Tensor& backup,
+                       const at::Tensor* rows, double scale, uint64_t seed, uint64_t counter,
+                       uint64_t threshold);
+void drop_mask_kernel(at::Tensor& out, uint64_t seed, uint64_t counter, uint64_t threshold);
+}  // namespace cuda
+#endif
+
+}  // namespace ops
+}  // namespace dropattack
