@@ -18,7 +18,11 @@ if [[ -z "$nvcc" ]]; then
     nvcc=/usr/local/cuda/bin/nvcc
   fi
 fi
-if [[ -z "$nvcc" || ! -x "$nvcc" ]]; then
+if [[ -n "${NVCC:-}" && ! -x "$nvcc" ]]; then
+  echo "compile-cuda-kernels: NVCC=$NVCC is not an executable nvcc" >&2
+  exit 1
+fi
+if [[ -z "$nvcc" ]]; then
   echo "compile-cuda-kernels: nvcc not found (set NVCC, put nvcc on PATH, or install the CUDA toolkit in /usr/local/cuda)" >&2
   exit 1
 fi

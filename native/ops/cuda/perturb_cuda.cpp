@@ -91,7 +91,8 @@ double squared_norm_kernel(const at::Tensor& direction, const at::Tensor* rows) 
 
   // Block partials, then the total in the last slot.
   const int64_t scratch = k::squared_norm_scratch_size(n);
-  at::Tensor buffer = at::empty({scratch + 1}, direction.options().dtype(at::kDouble));
+  at::Tensor buffer =
+      at::empty({scratch + 1}, at::TensorOptions().dtype(at::kDouble).device(direction.device()));
   double* partials = buffer.data_ptr<double>();
   double* total = partials + scratch;
 

@@ -323,11 +323,13 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Dense masked add, one Philox block (4 elements) per thread per step. kVec: all three
-// pointers are aligned for Vec4 accesses, used for every whole group.
+// pointers are aligned for Vec4 accesses, used for every whole group. No __restrict__ on
+// target/direction: perturb(w, w) passes the same buffer as both, which is well defined
+// here (each element is read before it is written, by the one thread that owns it).
 template <typename T, bool kAll, bool kVec>
 __global__ void __launch_bounds__(kThreads)
-    masked_add_kernel(T* __restrict__ target, const T* __restrict__ d, T* __restrict__ backup,
-                      int64_t n, acc_t<T> scale, uint64_t seed, uint64_t counter, uint64_t threshold) {
+    masked_add_kernel(T* target, const T* d, T* backup, int64_t n, acc_t<T> scale, uint64_t seed,
+                      uint64_t counter, uint64_t threshold) {
   const int64_t groups = (n + 3) / 4;
   for (int64_t q = global_thread(); q < groups; q += grid_threads()) {
     if (kVec && q * 4 + 4 <= n) {
@@ -341,10 +343,9 @@ __global__ void __launch_bounds__(kThreads)
 // Row-sparse masked add: work item t is Philox block t % gpr of row rows[t / gpr].
 template <typename T, bool kAll>
 __global__ void __launch_bounds__(kThreads)
-    masked_add_rows_kernel(T* __restrict__ target, const T* __restrict__ d, T* __restrict__ backup,
-                           const int64_t* __restrict__ rows, int64_t nrows, int64_t row_size,
-                           int64_t gpr, acc_t<T> scale, uint64_t seed, uint64_t counter,
-                           uint64_t threshold) {
+    masked_add_rows_kernel(T* target, const T* d, T* backup, const int64_t* __restrict__ rows,
+                           int64_t nrows, int64_t row_size, int64_t gpr, acc_t<T> scale,
+                           uint64_t seed, uint64_t counter, uint64_t threshold) {
   const int64_t items = nrows * gpr;
   for (int64_t t = global_thread(); t < items; t += grid_threads()) {
     const int64_t j = t / gpr;

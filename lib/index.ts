@@ -1,0 +1,39 @@
+/**
+ * dropattack: DropAttack (masked weight adversarial training) on LibTorch for Node.js.
+ * @packageDocumentation
+ */
+export { TorchError } from './errors';
+export { backends, getNumThreads, setNumThreads } from './backends';
+export type { BackendsInfo } from './backends';
+export {
+  Tensor,
+  Generator,
+  tensor,
+  zeros,
+  ones,
+  full,
+  rand,
+  randn,
+  randint,
+  arange,
+  cat,
+  stack,
+  where,
+  crossEntropy,
+  mseLoss,
+  DTYPES,
+} from './tensor';
+export type {
+  DType,
+  Device,
+  NestedArray,
+  TensorData,
+  TensorLike,
+  CreateOptions,
+  TensorOptions,
+  RandomOptions,
+  ReduceOptions,
+  CrossEntropyOptions,
+} from './tensor';
+export { perturb, Perturbation, dropMask, philox4x32 } from './perturb';
+export type { PerturbOptions, DropMaskOptions } from './perturb';

@@ -1,0 +1,167 @@
+// The one typed view of the addon: nothing else loads the .node file.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { TorchError } from './errors';
+
+/** An opaque native tensor handle. */
+export interface NativeTensor {
+  readonly __nativeTensor: unique symbol;
+}
+/** An opaque native generator handle. */
+export interface NativeGenerator {
+  readonly __nativeGenerator: unique symbol;
+}
+/** An opaque native perturbation handle. */
+export interface NativePerturbation {
+  readonly __nativePerturbation: unique symbol;
+}
+
+export type NativeTypedArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int8Array
+  | Int16Array
+  | BigInt64Array;
+
+type T = NativeTensor;
+type Scalarish = T | number;
+type Opt<X> = X | null;
+
+export interface BackendsInfo {
+  cpu: boolean;
+  cuda: boolean;
+  cudaDeviceCount: number;
+  cudaKernels: boolean;
+  libtorch: string;
+  threads: number;
+  interopThreads: number;
+  parallel: string;
+}
+
+export interface PerturbationInfo {
+  skipped: boolean;
+  norm: number;
+  scale: number;
+  sparse: boolean;
+  restored: boolean;
+  backupBytes: number;
+}
+
+export interface Binding {
+  setErrorClass(cls: new (message: string) => Error): void;
+  backends(): BackendsInfo;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+
+  fromBuffer(data: NativeTypedArray, shape: number[], dtype: string, share: boolean): T;
+  full(shape: number[], value: number, dtype: string, device: string): T;
+  rand(shape: number[], dtype: string, device: string, gen: Opt<NativeGenerator>): T;
+  randn(shape: number[], dtype: string, device: string, gen: Opt<NativeGenerator>): T;
+  randint(low: number, high: number, shape: number[], dtype: string, device: string, gen: Opt<NativeGenerator>): T;
+  arange(start: number, end: number, step: number, dtype: string, device: string): T;
+
+  shape(t: T): number[];
+  dtype(t: T): string;
+  device(t: T): string;
+  isDisposed(t: T): boolean;
+  dispose(t: T): void;
+  toTypedArray(t: T): Float32Array | Float64Array | Int32Array | Uint8Array | BigInt64Array;
+  item(t: T): number;
+  to(t: T, dtype: Opt<string>, device: Opt<string>): T;
+  clone(t: T): T;
+  detach(t: T): T;
+  contiguous(t: T): T;
+  unary(op: string, t: T): T;
+  binary(op: string, a: T, b: Scalarish): T;
+  matmul(a: T, b: T): T;
+  reduce(op: 'sum' | 'mean', t: T, dims: Opt<number[]>, keepdim: boolean): T;
+  extreme(op: 'max' | 'min', t: T, dim: Opt<number>, keepdim: boolean): T | [T, T];
+  argExtreme(op: 'argmax' | 'argmin', t: T, dim: Opt<number>, keepdim: boolean): T;
+  norm(t: T, p: number, dims: Opt<number[]>, keepdim: boolean): T;
+  reshape(t: T, shape: number[]): T;
+  view(t: T, shape: number[]): T;
+  permute(t: T, dims: number[]): T;
+  transpose(t: T, dim0: number, dim1: number): T;
+  squeeze(t: T, dim: Opt<number>): T;
+  unsqueeze(t: T, dim: number): T;
+  flatten(t: T, startDim: number, endDim: number): T;
+  narrow(t: T, dim: number, start: number, length: number): T;
+  indexSelect(t: T, dim: number, index: T): T;
+  cat(tensors: T[], dim: number): T;
+  stack(tensors: T[], dim: number): T;
+  where(condition: T, a: T, b: T): T;
+  clamp(t: T, min: Opt<number>, max: Opt<number>): T;
+  softmax(t: T, dim: number): T;
+  logSoftmax(t: T, dim: number): T;
+  crossEntropy(logits: T, target: T, labelSmoothing: number): T;
+  mseLoss(input: T, target: T): T;
+  inplace(op: 'add' | 'sub' | 'mul' | 'div' | 'copy' | 'fill' | 'zero', t: T, other?: Scalarish, alpha?: number): void;
+  requiresGrad(t: T): boolean;
+  setRequiresGrad(t: T, value: boolean): void;
+  grad(t: T): T | null;
+  zeroGrad(t: T): void;
+  backward(t: T, gradient: Opt<T>, retainGraph: boolean): void;
+
+  generatorNew(seed: number | bigint): NativeGenerator;
+  generatorSeed(g: NativeGenerator): bigint;
+  generatorGetState(g: NativeGenerator): T;
+  generatorSetState(g: NativeGenerator, state: T): void;
+
+  perturb(
+    target: T,
+    direction: T,
+    epsilon: number,
+    p: number,
+    seed: number | bigint,
+    counter: number | bigint,
+    rows: Opt<T>,
+  ): NativePerturbation;
+  perturbationInfo(h: NativePerturbation): PerturbationInfo;
+  restore(h: NativePerturbation): void;
+  dropMask(numel: number, p: number, seed: number | bigint, counter: number | bigint, device: string): T;
+  philox4x32(counter: number[], key: number[]): number[];
+}
+
+function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        if (JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'dropattack') return dir;
+      } catch {
+        // keep looking
+      }
+    }
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..');
+}
+
+function load(): Binding {
+  const root = packageRoot();
+  const candidates = [
+    process.env.DROPATTACK_BINARY,
+    path.join(root, 'build', 'Release', 'dropattack.node'),
+    path.join(root, 'build', 'Debug', 'dropattack.node'),
+  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  for (const file of candidates) {
+    if (fs.existsSync(file)) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const binding = require(file) as Binding;
+      binding.setErrorClass(TorchError);
+      return binding;
+    }
+  }
+  throw new Error(
+    `dropattack: the native addon is not built (looked for ${candidates.join(', ')}). ` +
+      'Run `npm run build:native` (or `bash scripts/setup.sh`).',
+  );
+}
+
+/** The loaded addon. */
+export const native: Binding = load();
