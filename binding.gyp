@@ -1,0 +1,34 @@
+# The CPU build of the addon for node-gyp users; mirrors CMakeLists.txt (which cmake-js
+# uses and which also builds the CUDA kernels). LibTorch paths default to Debian's
+# libtorch-dev; set TORCH_INCLUDE and TORCH_LIB for another LibTorch.
+{
+  "variables": {
+    "torch_include%": "<!(node -p \"process.env.TORCH_INCLUDE || '/usr/include'\")",
+    "torch_lib%": "<!(node -p \"process.env.TORCH_LIB || '/usr/lib/x86_64-linux-gnu'\")"
+  },
+  "targets": [
+    {
+      "target_name": "dropattack",
+      "sources": [
+        "native/binding/addon.cc",
+        "native/binding/common.cc",
+        "native/binding/generator.cc",
+        "native/binding/perturbation.cc",
+        "native/binding/tensor.cc",
+        "native/ops/perturb.cpp",
+        "native/ops/cpu/perturb_kernel.cpp"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native",
+        "<(torch_include)",
+        "<(torch_include)/torch/csrc/api/include"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GLIBCXX_USE_CXX11_ABI=1"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-ffp-contract=off", "-Wno-unused-parameter"],
+      "libraries": ["-L<(torch_lib)", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,-rpath,<(torch_lib)"]
+    }
+  ]
+}
