@@ -35,5 +35,5 @@ export type {
   ReduceOptions,
   CrossEntropyOptions,
 } from './tensor';
-export { perturb, Perturbation, dropMask, philox4x32 } from './perturb';
+export { perturb, Perturbation, dropMask, philox4x32, releaseCachedBackups, cachedBackupBytes } from './perturb';
 export type { PerturbOptions, DropMaskOptions } from './perturb';

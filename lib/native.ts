@@ -124,6 +124,8 @@ export interface Binding {
   restore(h: NativePerturbation): void;
   dropMask(numel: number, p: number, seed: number | bigint, counter: number | bigint, device: string): T;
   philox4x32(counter: number[], key: number[]): number[];
+  releaseCachedBackups(): void;
+  cachedBackupBytes(): number;
 }
 
 function packageRoot(): string {

@@ -139,3 +139,17 @@ export function philox4x32(counter: [number, number, number, number], key: [numb
   key.forEach((v, k) => word(`key[${k}]`, v));
   return native.philox4x32(counter, key) as [number, number, number, number];
 }
+
+/**
+ * Backups return to a small pool on restore, so the next perturbation of the same size
+ * reuses their memory instead of faulting in fresh pages (at most 8 buffers). This frees
+ * them; {@link cachedBackupBytes} tells how much they hold.
+ */
+export function releaseCachedBackups(): void {
+  native.releaseCachedBackups();
+}
+
+/** Bytes held by the pool of reusable backup buffers. */
+export function cachedBackupBytes(): number {
+  return native.cachedBackupBytes();
+}

@@ -82,6 +82,15 @@ Napi::Value DropMask(Info info) {
   return Tensor::Wrap(info.Env(), ops::drop_mask(numel, p, seed, counter, device));
 }
 
+Napi::Value ReleaseCachedBackups(Info info) {
+  ops::release_cached_backups();
+  return info.Env().Undefined();
+}
+
+Napi::Value CachedBackupBytes(Info info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ops::cached_backup_bytes()));
+}
+
 uint32_t ArgWord(Info info, Napi::Array a, uint32_t k, const char* name) {
   Napi::Value v = a.Get(k);
   if (!v.IsNumber()) ThrowType(info.Env(), "philox4x32", name, "an array of 32-bit unsigned integers", v);
@@ -115,6 +124,8 @@ void Perturbation::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("perturbationInfo", Napi::Function::New(env, &Guard<PerturbationInfo>, "perturbationInfo"));
   exports.Set("restore", Napi::Function::New(env, &Guard<Restore>, "restore"));
   exports.Set("dropMask", Napi::Function::New(env, &Guard<DropMask>, "dropMask"));
+  exports.Set("releaseCachedBackups", Napi::Function::New(env, &Guard<ReleaseCachedBackups>, "releaseCachedBackups"));
+  exports.Set("cachedBackupBytes", Napi::Function::New(env, &Guard<CachedBackupBytes>, "cachedBackupBytes"));
   exports.Set("philox4x32", Napi::Function::New(env, &Guard<Philox>, "philox4x32"));
 }
 

@@ -6,6 +6,8 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cmath>
+#include <deque>
+#include <mutex>
 
 #include "perturb_common.h"
 
@@ -71,6 +73,58 @@ void run_masked_add(at::Tensor& target, const at::Tensor& direction, at::Tensor&
   cpu::masked_add_kernel(target, direction, backup, rows, scale, o.seed, o.counter, threshold);
 }
 
+// Backups of the same size come back every step (the same parameters are attacked each
+// batch). A fresh multi-megabyte allocation is mmap'd and faulted in page by page, which
+// costs more than the perturbation itself, so restored backups wait here for reuse. A
+// buffer serves any request of the same dtype and device up to its size.
+class BackupPool {
+ public:
+  static constexpr size_t kMaxBuffers = 8;
+
+  at::Tensor acquire(int64_t numel, const at::TensorOptions& options) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto best = buffers_.end();
+    for (auto it = buffers_.begin(); it != buffers_.end(); ++it) {
+      if (it->scalar_type() == options.dtype().toScalarType() && it->device() == options.device() &&
+          it->numel() >= numel && it->numel() <= 2 * numel + 4096 &&
+          (best == buffers_.end() || it->numel() < best->numel())) {
+        best = it;
+      }
+    }
+    if (best == buffers_.end()) return at::empty({numel}, options);
+    at::Tensor out = *best;
+    buffers_.erase(best);
+    return out;
+  }
+
+  void release(at::Tensor buffer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    buffers_.push_back(std::move(buffer));
+    if (buffers_.size() > kMaxBuffers) buffers_.pop_front();
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    buffers_.clear();
+  }
+
+  int64_t bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t total = 0;
+    for (const auto& b : buffers_) total += static_cast<int64_t>(b.nbytes());
+    return total;
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<at::Tensor> buffers_;
+};
+
+BackupPool& pool() {
+  static BackupPool* instance = new BackupPool();  // never destroyed: safe at exit
+  return *instance;
+}
+
 // Shared tail of the dense and sparse paths once the squared norm is known.
 PerturbState apply(at::Tensor& target, const at::Tensor& direction, const at::Tensor* rows,
                    double sumsq, const PerturbOptions& o) {
@@ -86,15 +140,16 @@ PerturbState apply(at::Tensor& target, const at::Tensor& direction, const at::Te
     // Nothing would change: no backup, restore() is a no-op.
     return state;
   }
+  std::vector<int64_t> shape(target.sizes().begin(), target.sizes().end());
+  int64_t numel = target.numel();
   if (rows != nullptr) {
     state.rows = *rows;
-    std::vector<int64_t> shape(target.sizes().begin(), target.sizes().end());
+    numel = numel / target.size(0) * rows->size(0);
     shape[0] = rows->size(0);
-    state.backup = at::empty(shape, target.options().requires_grad(false));
-  } else {
-    state.backup = at::empty_like(target, target.options().requires_grad(false),
-                                  at::MemoryFormat::Contiguous);
   }
+  const auto options = at::TensorOptions().dtype(target.scalar_type()).device(target.device());
+  state.backup_buffer = pool().acquire(numel, options);
+  state.backup = state.backup_buffer.narrow(0, 0, numel).view(shape);
   run_masked_add(target, direction, state.backup, rows, state.scale, o);
   return state;
 }
@@ -160,7 +215,13 @@ void restore(at::Tensor& target, PerturbState& state) {
   }
   state.backup = at::Tensor();
   state.rows = at::Tensor();
+  pool().release(std::move(state.backup_buffer));
+  state.backup_buffer = at::Tensor();
 }
+
+void release_cached_backups() { pool().clear(); }
+
+int64_t cached_backup_bytes() { return pool().bytes(); }
 
 at::Tensor drop_mask(int64_t numel, double p, uint64_t seed, uint64_t counter, const at::Device& device) {
   TORCH_CHECK(numel >= 0, "dropMask: numel must be >= 0, got ", numel);

@@ -27,6 +27,7 @@ struct PerturbState {
   double scale = 0.0;     // epsilon / norm, as applied
   bool sparse = false;    // only `rows` were touched
   at::Tensor backup;      // dense: the whole target; sparse: [rows, ...] of the target
+  at::Tensor backup_buffer;  // the pooled flat buffer `backup` is a view of
   at::Tensor rows;        // sparse: sorted unique row indices (int64, target's device)
   int64_t backup_bytes() const { return backup.defined() ? backup.nbytes() : 0; }
 };
@@ -46,6 +47,13 @@ PerturbState perturb_rows(at::Tensor& target, const at::Tensor& direction, const
 
 /// Puts the backed-up values back, bit for bit, and releases the backup.
 void restore(at::Tensor& target, PerturbState& state);
+
+/// Frees the backup buffers kept for reuse (restore() returns each backup to a small
+/// pool so the next perturbation of the same size does not fault in fresh pages).
+void release_cached_backups();
+
+/// Bytes held by that pool now.
+int64_t cached_backup_bytes();
 
 /// The mask perturb() uses for a tensor of `numel` elements, as a bool tensor.
 at::Tensor drop_mask(int64_t numel, double p, uint64_t seed, uint64_t counter, const at::Device& device);

@@ -88,23 +88,173 @@ double row_squares(const T* d, const int64_t* rows, int64_t nrows, int64_t row_s
   return total;
 }
 
-// mask[k] = 1 when element begin + k is attacked, for k in [0, end - begin).
-void fill_mask(uint8_t* mask, int64_t begin, int64_t end, uint64_t seed, uint64_t counter,
-               uint64_t threshold) {
-  uint32_t words[kChunk + 8];
-  const int64_t first_block = begin >> 2;
-  const int64_t last_block = (end + 3) >> 2;
-  const int64_t nblocks = last_block - first_block;
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const Philox4x32Result r = mask_words(seed, counter, static_cast<uint64_t>(first_block + b));
-    words[4 * b + 0] = r.v[0];
-    words[4 * b + 1] = r.v[1];
-    words[4 * b + 2] = r.v[2];
-    words[4 * b + 3] = r.v[3];
+// Philox-4x32-10 words of blocks first_block .. first_block + nblocks - 1 into
+// out[4 * k + j], straight from the shared header.
+void philox_blocks_scalar(uint32_t* out, uint64_t first_block, int64_t nblocks, uint64_t seed, uint64_t counter) {
+  for (int64_t k = 0; k < nblocks; ++k, out += 4) {
+    const Philox4x32Result r = mask_words(seed, counter, first_block + static_cast<uint64_t>(k));
+    out[0] = r.v[0];
+    out[1] = r.v[1];
+    out[2] = r.v[2];
+    out[3] = r.v[3];
   }
-  const uint32_t* w = words + (begin & 3);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DA_HAVE_AVX2_PATH 1
+// One Philox round on eight counters.
+__attribute__((target("avx2"))) inline void philox_round_avx2(__m256i& c0, __m256i& c1, __m256i& c2, __m256i& c3,
+                                                               __m256i m0, __m256i m1, __m256i key0, __m256i key1) {
+  const __m256i e0 = _mm256_mul_epu32(c0, m0);
+  const __m256i o0 = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
+  const __m256i lo0 = _mm256_blend_epi32(e0, _mm256_slli_epi64(o0, 32), 0xAA);
+  const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(e0, 32), o0, 0xAA);
+  const __m256i e1 = _mm256_mul_epu32(c2, m1);
+  const __m256i o1 = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
+  const __m256i lo1 = _mm256_blend_epi32(e1, _mm256_slli_epi64(o1, 32), 0xAA);
+  const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(e1, 32), o1, 0xAA);
+  c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), key0);
+  c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), key1);
+  c1 = lo1;
+  c3 = lo0;
+}
+
+// Transposes 4 x 8 words (word j of counters 0..7) into 8 blocks of 4 words at `out`.
+__attribute__((target("avx2"))) inline void store_blocks_avx2(uint32_t* out, __m256i c0, __m256i c1, __m256i c2,
+                                                               __m256i c3) {
+  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1);  // blocks 0,1 | 4,5: words 0,1
+  const __m256i t1 = _mm256_unpackhi_epi32(c0, c1);  // blocks 2,3 | 6,7: words 0,1
+  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3);  // blocks 0,1 | 4,5: words 2,3
+  const __m256i t3 = _mm256_unpackhi_epi32(c2, c3);  // blocks 2,3 | 6,7: words 2,3
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);  // block 0 | block 4
+  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);  // block 1 | block 5
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);  // block 2 | block 6
+  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);  // block 3 | block 7
+  __m256i* o = reinterpret_cast<__m256i*>(out);
+  _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
+  _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
+  _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
+  _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
+}
+
+// Philox-4x32-10 for blocks first_block .. first_block + nblocks - 1 into out[4 * k + j],
+// sixteen counters at a time with AVX2 (the 32x32->64 multiplies as two vpmuludq, even
+// and odd lanes), the tail with the shared header.
+__attribute__((target("avx2"))) void philox_blocks_avx2(uint32_t* out, uint64_t first_block, int64_t nblocks,
+                                                         uint64_t seed, uint64_t counter) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+  int64_t b = 0;
+  // Two independent groups of eight per iteration: one group's multiply latency hides
+  // behind the other's.
+  for (; b + 16 <= nblocks; b += 16) {
+    alignas(32) uint32_t lo[16], hi[16];
+    for (int l = 0; l < 16; ++l) {
+      const uint64_t block = first_block + static_cast<uint64_t>(b + l);
+      lo[l] = static_cast<uint32_t>(block);
+      hi[l] = static_cast<uint32_t>(block >> 32);
+    }
+    __m256i a0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
+    __m256i a1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
+    __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo + 8));
+    __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi + 8));
+    __m256i a2 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter)));
+    __m256i a3 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter >> 32)));
+    __m256i b2 = a2, b3 = a3;
+    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+    for (int round = 0; round < 10; ++round) {
+      const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0));
+      const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1));
+      philox_round_avx2(a0, a1, a2, a3, m0, m1, key0, key1);
+      philox_round_avx2(b0, b1, b2, b3, m0, m1, key0, key1);
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
+    }
+    store_blocks_avx2(out + 4 * b, a0, a1, a2, a3);
+    store_blocks_avx2(out + 4 * (b + 8), b0, b1, b2, b3);
+  }
+  philox_blocks_scalar(out + 4 * b, first_block + static_cast<uint64_t>(b), nblocks - b, seed, counter);
+}
+#endif
+
+// The generator is the cost of the masked pass once memory is fast enough, and compilers
+// do not vectorize its 32x32->64 multiplies by themselves: AVX2 where the CPU has it
+// (checked once at run time), the header's scalar code otherwise. Both give the same words.
+void philox_blocks(uint32_t* out, uint64_t first_block, int64_t nblocks, uint64_t seed, uint64_t counter) {
+#ifdef DA_HAVE_AVX2_PATH
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  if (has_avx2) {
+    philox_blocks_avx2(out, first_block, nblocks, seed, counter);
+    return;
+  }
+#endif
+  philox_blocks_scalar(out, first_block, nblocks, seed, counter);
+}
+
+// Mask words of elements [begin, end): word[k] belongs to element begin + k. The same
+// values as mask_words() in perturb_common.h (the tests check it against the header).
+const uint32_t* mask_word_range(uint32_t* buffer, int64_t begin, int64_t end, uint64_t seed, uint64_t counter) {
+  const int64_t first_block = begin >> 2;
+  const int64_t nblocks = ((end + 3) >> 2) - first_block;
+  philox_blocks(buffer, static_cast<uint64_t>(first_block), nblocks, seed, counter);
+  return buffer + (begin & 3);
+}
+
+// Words needed for one chunk: whole Philox blocks (a chunk may start mid-block).
+constexpr int64_t kWordBuffer = kChunk + 8;
+
+// mask[k] = 1 when element begin + k is attacked, for k in [0, end - begin).
+void fill_mask(uint8_t* mask, int64_t begin, int64_t end, uint64_t seed, uint64_t counter, uint64_t threshold) {
+  alignas(64) uint32_t words[kWordBuffer];
+  const uint32_t* w = mask_word_range(words, begin, end, seed, counter);
   const int64_t n = end - begin;
   for (int64_t k = 0; k < n; ++k) mask[k] = static_cast<uint64_t>(w[k]) < threshold;
+}
+
+// The add loops, one per dtype class, kept free of branches so they vectorize: the mask
+// is a compare of the 32-bit word with the threshold and a select.
+template <typename T>
+void add_full(T* w, const T* d, T* bk, int64_t n, acc_t<T> scale) {
+  for (int64_t k = 0; k < n; ++k) {
+    const T wk = w[k];
+    bk[k] = wk;
+    w[k] = static_cast<T>(scaled_add(static_cast<acc_t<T>>(wk), static_cast<acc_t<T>>(d[k]), scale));
+  }
+}
+
+template <typename T>
+void add_masked(T* w, const T* d, T* bk, const uint32_t* words, int64_t n, acc_t<T> scale, uint32_t threshold) {
+  for (int64_t k = 0; k < n; ++k) {
+    const T wk = w[k];
+    bk[k] = wk;
+    const T moved = static_cast<T>(scaled_add(static_cast<acc_t<T>>(wk), static_cast<acc_t<T>>(d[k]), scale));
+    w[k] = words[k] < threshold ? moved : wk;
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DA_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DA_CLONES
+#endif
+
+// Non-template entry points for float32 so they can carry target_clones.
+DA_CLONES void add_full_f32(float* __restrict w, const float* __restrict d, float* __restrict bk, int64_t n, float scale) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float wk = w[k];
+    bk[k] = wk;
+    w[k] = scaled_add(wk, d[k], scale);
+  }
+}
+DA_CLONES void add_masked_f32(float* __restrict w, const float* __restrict d, float* __restrict bk,
+                              const uint32_t* __restrict words, int64_t n, float scale, uint32_t threshold) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float wk = w[k];
+    bk[k] = wk;
+    const float moved = scaled_add(wk, d[k], scale);
+    w[k] = words[k] < threshold ? moved : wk;
+  }
 }
 
 // target[i] <- mask ? target[i] + scale * d[i] : target[i], backup[i - begin] <- target[i],
@@ -113,29 +263,27 @@ template <typename T>
 void masked_add_range(T* target, const T* d, T* backup, int64_t begin, int64_t end,
                       acc_t<T> scale, uint64_t seed, uint64_t counter, uint64_t threshold) {
   const bool full = threshold >= (uint64_t(1) << 32);
-  uint8_t mask[kChunk + 8];
+  const uint32_t thr = static_cast<uint32_t>(full ? 0 : threshold);
+  alignas(64) uint32_t words[kWordBuffer];
+  // target and direction may be the same tensor; the element-wise loops read each
+  // element before writing it, so that is well defined, but __restrict is not.
+  const bool aliased = static_cast<const void*>(target) == static_cast<const void*>(d);
   for (int64_t c = begin; c < end; c += kChunk) {
     const int64_t stop = std::min(end, c + kChunk);
     const int64_t n = stop - c;
     T* w = target + c;
     const T* dd = d + c;
     T* bk = backup + (c - begin);
-    if (full) {
-      for (int64_t k = 0; k < n; ++k) {
-        const T wk = w[k];
-        bk[k] = wk;
-        w[k] = static_cast<T>(scaled_add(static_cast<acc_t<T>>(wk), static_cast<acc_t<T>>(dd[k]), scale));
-      }
-    } else {
-      fill_mask(mask, c, stop, seed, counter, threshold);
-      for (int64_t k = 0; k < n; ++k) {
-        const T wk = w[k];
-        bk[k] = wk;
-        const T moved =
-            static_cast<T>(scaled_add(static_cast<acc_t<T>>(wk), static_cast<acc_t<T>>(dd[k]), scale));
-        w[k] = mask[k] ? moved : wk;
+    const uint32_t* mw = full ? nullptr : mask_word_range(words, c, stop, seed, counter);
+    if constexpr (std::is_same<T, float>::value) {
+      if (!aliased) {
+        if (full) add_full_f32(w, dd, bk, n, scale);
+        else add_masked_f32(w, dd, bk, mw, n, scale, thr);
+        continue;
       }
     }
+    if (full) add_full(w, dd, bk, n, scale);
+    else add_masked(w, dd, bk, mw, n, scale, thr);
   }
 }
 

@@ -1,0 +1,107 @@
+// The perturbation op alone, side by side with a plain copy of the same size and with
+// the same perturbation written as ordinary LibTorch ops (clone for the backup, norm,
+// a Bernoulli mask, mul/add), in one process on one LibTorch.
+//
+//   node dist/bench/perturb-op.js [--vocab 250000] [--dim 300] [--rows 8192] [--threads N] [--json out.json]
+import * as fs from 'fs';
+
+import { backends, getNumThreads, perturb, rand, randint, setNumThreads, tensor, Tensor, zeros } from '../lib';
+
+interface Options {
+  vocab: number;
+  dim: number;
+  rows: number;
+  threads: number;
+  repeats: number;
+  json?: string;
+}
+
+function parse(argv: string[]): Options {
+  const o: Options = { vocab: 250_000, dim: 300, rows: 8192, threads: getNumThreads(), repeats: 5 };
+  for (let k = 0; k < argv.length; k += 2) {
+    const key = argv[k].replace(/^--/, '');
+    const value = argv[k + 1];
+    if (key === 'json') o.json = value;
+    else if (key in o) (o as unknown as Record<string, number>)[key] = Number(value);
+    else throw new TypeError(`perturb-op: unknown option --${key}`);
+  }
+  return o;
+}
+
+function time(repeats: number, fn: () => void): number {
+  fn(); // warm-up
+  const samples: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+function main(): void {
+  const o = parse(process.argv.slice(2));
+  setNumThreads(o.threads);
+  const n = o.vocab * o.dim;
+  const bytes = n * 4;
+  const w = rand([o.vocab, o.dim]);
+  const d = rand([o.vocab, o.dim]).sub(0.5);
+  const scratch = zeros([o.vocab, o.dim]);
+
+  // Plain copy: reads n floats, writes n floats.
+  const copy = time(o.repeats, () => {
+    scratch.copy_(w);
+  });
+
+  // Fused op, dense: norm pass reads d; add pass reads w and d, writes w and the backup.
+  const dense = time(o.repeats, () => {
+    const r = perturb(w, d, { epsilon: 1, p: 0.5, seed: 1, counter: 2 });
+    r.restore();
+  });
+  const denseOnly = time(o.repeats, () => {
+    perturb(w, d, { epsilon: 1, p: 0.5, seed: 1, counter: 2 });
+    w.copy_(scratch); // undo without timing a restore
+  }) - copy;
+
+  // The same in ordinary LibTorch ops.
+  const ops = time(o.repeats, () => {
+    const backup = w.clone();
+    const scale = 1 / d.norm().item();
+    const mask = rand(w.shape).lt(0.5);
+    w.add_(d.mul(mask).mul(scale));
+    w.copy_(backup);
+  });
+
+  // Row-sparse: the rows a batch touched (direction zero elsewhere).
+  const rowIds = randint(0, o.vocab, [o.rows]);
+  const unique = new Set(Array.from(rowIds.toTypedArray() as BigInt64Array)).size;
+  const dSparse = zeros([o.vocab, o.dim]);
+  dSparse.indexSelect(0, rowIds); // touch
+  const rowsT = tensor(rowIds.toTypedArray() as BigInt64Array);
+  const sparse = time(o.repeats, () => {
+    const r = perturb(w, d, { epsilon: 1, p: 0.5, seed: 1, counter: 2, rows: rowsT });
+    r.restore();
+  });
+
+  const gb = (b: number, s: number) => b / s / 1e9;
+  const result = {
+    machine: { libtorch: backends().libtorch, threads: getNumThreads() },
+    size: { vocab: o.vocab, dim: o.dim, megabytes: bytes / 1e6, rows: o.rows, uniqueRows: unique },
+    seconds: { copy, denseOnly, densePerturbRestore: dense, libtorchOpsPerturbRestore: ops, sparsePerturbRestore: sparse },
+    bandwidthGBs: {
+      copy: gb(2 * bytes, copy),
+      denseOnly: gb(4 * bytes + bytes, denseOnly),
+    },
+    ratios: {
+      denseOnlyBandwidthOverCopy: gb(5 * bytes, denseOnly) / gb(2 * bytes, copy),
+      libtorchOpsOverFused: ops / dense,
+      denseOverSparse: dense / sparse,
+    },
+  };
+  console.log(JSON.stringify(result, null, 2));
+  if (o.json) fs.writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
+  [w, d, scratch, dSparse].forEach((t: Tensor) => t.dispose());
+}
+
+main();
