@@ -2,7 +2,7 @@
 // DropAttack (masked weight adversarial training) on its input and hidden layers, on the
 // same data and seed. Prints the losses per epoch and the held-out accuracy of each.
 //
-// Every DropAttack step follows the normative definition in docs/ (clean pass; for each
+// Every DropAttack step follows docs/dropattack.md (clean pass; for each
 // attacked group, K masked steps of epsilon * M (.) d / ||d|| with d the clean gradient
 // plus the gradients its own steps added, each followed by a forward/backward of L_t / K;
 // exact restore; then the optimizer step on the accumulated gradient).
