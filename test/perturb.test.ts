@@ -55,6 +55,16 @@ describe('perturb (dense)', () => {
     },
   );
 
+  test.each([1, 0.5])('the target may be its own direction (p = %p)', (p) => {
+    const w = randomTensor([9, 13], 60);
+    const original = w.clone();
+    const r = perturb(w, w, { epsilon: 0.9, p, seed: 8, counter: 1 });
+    const expected = reference(original, original, r.scale, p, 8, 1);
+    expect(bytes(w).equals(bytes(expected))).toBe(true);
+    r.restore();
+    expect(bytes(w).equals(bytes(original))).toBe(true);
+  });
+
   test('the step has L2 norm epsilon when p = 1 (FGM)', () => {
     const w = randomTensor([64, 33], 3, 'float64');
     const d = randomTensor([64, 33], 4, 'float64');
