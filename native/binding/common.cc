@@ -221,16 +221,22 @@ at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* fn, c
 }
 
 bool IsTensor(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsObject()) return false;
-  InstanceData& data = Data(env);
-  return !data.tensor_class.IsEmpty() && v.As<Napi::Object>().InstanceOf(data.tensor_class.Value());
+  return UnwrapAs<Tensor>(env, v, Data(env).tensor_class) != nullptr;
+}
+
+at::Scalar ScalarFor(const at::Tensor& t, double value) {
+  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false) && std::floor(value) == value &&
+      std::fabs(value) <= 9007199254740992.0) {
+    return at::Scalar(static_cast<int64_t>(value));
+  }
+  return at::Scalar(value);
 }
 
 at::Tensor& ArgTensor(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
   Napi::Value v = Arg(info, i);
-  if (!IsTensor(info.Env(), v)) ThrowType(info.Env(), fn, name, "a Tensor", v);
-  Tensor* t = Tensor::Unwrap(v.As<Napi::Object>());
-  if (t == nullptr || t->disposed()) {
+  Tensor* t = UnwrapAs<Tensor>(info.Env(), v, Data(info.Env()).tensor_class);
+  if (t == nullptr) ThrowType(info.Env(), fn, name, "a Tensor", v);
+  if (t->disposed()) {
     throw TorchError(info.Env(), std::string(fn) + ": " + name + " is a disposed Tensor");
   }
   return t->value();

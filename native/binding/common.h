@@ -87,6 +87,20 @@ at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* fn, c
 at::Tensor& ArgTensor(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 bool IsTensor(Napi::Env env, const Napi::Value& v);
 
+/// The native object behind a handle of class `cls`, or nullptr when `v` is not one
+/// (including objects that merely inherit the class's prototype).
+template <typename T>
+T* UnwrapAs(Napi::Env env, const Napi::Value& v, const Napi::FunctionReference& cls) {
+  if (!v.IsObject() || cls.IsEmpty() || !v.As<Napi::Object>().InstanceOf(cls.Value())) return nullptr;
+  void* p = nullptr;
+  if (napi_unwrap(env, v, &p) != napi_ok || p == nullptr) return nullptr;
+  return static_cast<T*>(static_cast<Napi::ObjectWrap<T>*>(p));
+}
+
+/// A number as a LibTorch scalar for an operation on `t`: integral when `t` is an
+/// integer tensor and the number is an integer (so int64 math stays exact), else double.
+at::Scalar ScalarFor(const at::Tensor& t, double value);
+
 std::string DtypeName(at::ScalarType t);
 std::string DeviceName(const at::Device& d);
 

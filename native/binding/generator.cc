@@ -15,11 +15,9 @@ using Info = const Napi::CallbackInfo&;
 
 Generator* ArgGeneratorObject(Info info, size_t i, const char* fn) {
   Napi::Value v = Arg(info, i);
-  InstanceData& data = Data(info.Env());
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data.generator_class.Value())) {
-    ThrowType(info.Env(), fn, "generator", "a Generator", v);
-  }
-  return Napi::ObjectWrap<Generator>::Unwrap(v.As<Napi::Object>());
+  Generator* g = UnwrapAs<Generator>(info.Env(), v, Data(info.Env()).generator_class);
+  if (g == nullptr) ThrowType(info.Env(), fn, "generator", "a Generator", v);
+  return g;
 }
 
 // generatorNew(seed)

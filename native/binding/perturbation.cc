@@ -12,10 +12,9 @@ using Info = const Napi::CallbackInfo&;
 
 Perturbation* ArgPerturbation(Info info, size_t i, const char* fn) {
   Napi::Value v = Arg(info, i);
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Data(info.Env()).perturbation_class.Value())) {
-    ThrowType(info.Env(), fn, "perturbation", "a Perturbation", v);
-  }
-  return Napi::ObjectWrap<Perturbation>::Unwrap(v.As<Napi::Object>());
+  Perturbation* p = UnwrapAs<Perturbation>(info.Env(), v, Data(info.Env()).perturbation_class);
+  if (p == nullptr || !p->made_by_perturb) ThrowType(info.Env(), fn, "perturbation", "a Perturbation from perturb()", v);
+  return p;
 }
 
 // perturb(target, direction, epsilon, p, seed, counter, rows|null) -> Perturbation
@@ -42,6 +41,7 @@ Napi::Value Perturb(Info info) {
     self->state = ops::perturb_rows(target, direction, rows, options);
   }
   self->target = target;
+  self->made_by_perturb = true;
   self->Report(env);
   return handle;
 }

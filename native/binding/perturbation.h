@@ -18,6 +18,7 @@ class Perturbation : public Napi::ObjectWrap<Perturbation> {
   at::Tensor target;
   ops::PerturbState state;
   bool restored = false;
+  bool made_by_perturb = false;  // false for objects made with `new handle.constructor()`
   int64_t reported_bytes = 0;
   void Report(Napi::Env env);
   void Unreport(Napi::Env env);

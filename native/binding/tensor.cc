@@ -3,7 +3,9 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <functional>
 #include <unordered_map>
 
@@ -103,9 +105,22 @@ Napi::Value FromBuffer(Info info) {
                         std::to_string(ta.ElementLength()));
   }
   if (numel == 0) return Out(env, at::empty(shape, at::TensorOptions().dtype(dtype)));
-  void* ptr = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  // The element pointer straight from the typed array: this also works for views of a
+  // SharedArrayBuffer, which Napi::ArrayBuffer refuses.
+  void* ptr = nullptr;
+  napi_value buffer_value = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, ta, nullptr, nullptr, &ptr, &buffer_value, nullptr),
+                       Napi::Value());
   const auto src_options = at::TensorOptions().dtype(src);
-  if (share && src == dtype && dtype != at::kBool) {
+  // Only a plain, fixed-length ArrayBuffer can back a tensor: shared memory may change
+  // under LibTorch and a resizable buffer may shrink under it, so those are copied.
+  bool plain_buffer = false;
+  NAPI_THROW_IF_FAILED(env, napi_is_arraybuffer(env, buffer_value, &plain_buffer), Napi::Value());
+  if (plain_buffer) {
+    Napi::Value resizable = Napi::Object(env, buffer_value).Get("resizable");
+    plain_buffer = !(resizable.IsBoolean() && resizable.As<Napi::Boolean>().Value());
+  }
+  if (share && plain_buffer && src == dtype && dtype != at::kBool) {
     // Zero copy: the tensor keeps the typed array alive until its storage dies.
     napi_ref ref = nullptr;
     NAPI_THROW_IF_FAILED(env, napi_create_reference(env, ta, 1, &ref), Napi::Value());
@@ -184,14 +199,16 @@ Napi::Value DeviceOf(Info info) {
 
 Napi::Value IsDisposed(Info info) {
   Napi::Value v = Arg(info, 0);
-  if (!IsTensor(info.Env(), v)) ThrowType(info.Env(), "isDisposed", "tensor", "a Tensor", v);
-  return Napi::Boolean::New(info.Env(), Tensor::Unwrap(v.As<Napi::Object>())->disposed());
+  Tensor* t = UnwrapAs<Tensor>(info.Env(), v, Data(info.Env()).tensor_class);
+  if (t == nullptr) ThrowType(info.Env(), "isDisposed", "tensor", "a Tensor", v);
+  return Napi::Boolean::New(info.Env(), t->disposed());
 }
 
 Napi::Value Dispose(Info info) {
   Napi::Value v = Arg(info, 0);
-  if (!IsTensor(info.Env(), v)) ThrowType(info.Env(), "dispose", "tensor", "a Tensor", v);
-  Tensor::Unwrap(v.As<Napi::Object>())->Dispose();
+  Tensor* t = UnwrapAs<Tensor>(info.Env(), v, Data(info.Env()).tensor_class);
+  if (t == nullptr) ThrowType(info.Env(), "dispose", "tensor", "a Tensor", v);
+  t->Dispose();
   return info.Env().Undefined();
 }
 
@@ -318,7 +335,9 @@ Napi::Value Binary(Info info) {
   auto it = ops.find(op);
   if (it == ops.end()) throw Napi::TypeError::New(info.Env(), "binary: unknown op '" + op + "'");
   const at::Tensor& a = ArgTensor(info, 1, op.c_str(), "self");
-  if (Arg(info, 2).IsNumber()) return Out(info.Env(), it->second.scalar(a, ArgNumber(info, 2, op.c_str(), "other")));
+  if (Arg(info, 2).IsNumber()) {
+    return Out(info.Env(), it->second.scalar(a, ScalarFor(a, ArgNumber(info, 2, op.c_str(), "other"))));
+  }
   return Out(info.Env(), it->second.tensor(a, ArgTensor(info, 2, op.c_str(), "other")));
 }
 
@@ -424,8 +443,8 @@ std::vector<at::Tensor> ArgTensorList(Info info, size_t i, const char* fn) {
   out.reserve(a.Length());
   for (uint32_t k = 0; k < a.Length(); ++k) {
     Napi::Value e = a.Get(k);
-    if (!IsTensor(info.Env(), e)) ThrowType(info.Env(), fn, "tensors", "an array of Tensors", e);
-    Tensor* t = Tensor::Unwrap(e.As<Napi::Object>());
+    Tensor* t = UnwrapAs<Tensor>(info.Env(), e, Data(info.Env()).tensor_class);
+    if (t == nullptr) ThrowType(info.Env(), fn, "tensors", "an array of Tensors", e);
     if (t->disposed()) throw TorchError(info.Env(), std::string(fn) + ": tensors[" + std::to_string(k) + "] is a disposed Tensor");
     out.push_back(t->value());
   }
@@ -478,31 +497,31 @@ Napi::Value MseLoss(Info info) {
 // by autograd (what an optimizer step wants).
 Napi::Value Inplace(Info info) {
   const std::string op = ArgString(info, 0, "inplace", "op");
-  at::Tensor& t = ArgTensor(info, 1, (op + "_").c_str(), "tensor");
-  at::NoGradGuard no_grad;
+  static const char* const known[] = {"zero", "fill", "copy", "add", "sub", "mul", "div"};
+  if (std::find(std::begin(known), std::end(known), op) == std::end(known)) {
+    throw Napi::TypeError::New(info.Env(), "inplace: unknown op '" + op + "'");
+  }
   const std::string fn = op + "_";
+  at::Tensor& t = ArgTensor(info, 1, fn.c_str(), "tensor");
+  at::NoGradGuard no_grad;
+  const bool scalar = Arg(info, 2).IsNumber();
   if (op == "zero") {
     t.zero_();
   } else if (op == "fill") {
-    t.fill_(ArgNumber(info, 2, fn.c_str(), "value"));
+    t.fill_(ScalarFor(t, ArgNumber(info, 2, fn.c_str(), "value")));
   } else if (op == "copy") {
     t.copy_(ArgTensor(info, 2, fn.c_str(), "src"));
-  } else if (op == "add" || op == "sub" || op == "mul" || op == "div") {
-    const bool scalar = Arg(info, 2).IsNumber();
-    if (op == "add" || op == "sub") {
-      double alpha = Arg(info, 3).IsUndefined() ? 1.0 : ArgFinite(info, 3, fn.c_str(), "alpha");
-      if (op == "sub") alpha = -alpha;
-      if (scalar) t.add_(ArgNumber(info, 2, fn.c_str(), "other"), alpha);
-      else t.add_(ArgTensor(info, 2, fn.c_str(), "other"), alpha);
-    } else if (op == "mul") {
-      if (scalar) t.mul_(ArgNumber(info, 2, fn.c_str(), "other"));
-      else t.mul_(ArgTensor(info, 2, fn.c_str(), "other"));
-    } else {
-      if (scalar) t.div_(ArgNumber(info, 2, fn.c_str(), "other"));
-      else t.div_(ArgTensor(info, 2, fn.c_str(), "other"));
-    }
+  } else if (op == "add" || op == "sub") {
+    double alpha = Arg(info, 3).IsUndefined() ? 1.0 : ArgFinite(info, 3, fn.c_str(), "alpha");
+    if (op == "sub") alpha = -alpha;
+    if (scalar) t.add_(ScalarFor(t, ArgNumber(info, 2, fn.c_str(), "other")), ScalarFor(t, alpha));
+    else t.add_(ArgTensor(info, 2, fn.c_str(), "other"), ScalarFor(t, alpha));
+  } else if (op == "mul") {
+    if (scalar) t.mul_(ScalarFor(t, ArgNumber(info, 2, fn.c_str(), "other")));
+    else t.mul_(ArgTensor(info, 2, fn.c_str(), "other"));
   } else {
-    throw Napi::TypeError::New(info.Env(), "inplace: unknown op '" + op + "'");
+    if (scalar) t.div_(ScalarFor(t, ArgNumber(info, 2, fn.c_str(), "other")));
+    else t.div_(ArgTensor(info, 2, fn.c_str(), "other"));
   }
   return info.Env().Undefined();
 }
