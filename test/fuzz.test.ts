@@ -71,9 +71,9 @@ function mulberry32(seed: number): () => number {
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : 0x5eed2024;
 const CALLS_PER_FN = process.env.FUZZ_CALLS !== undefined ? Number(process.env.FUZZ_CALLS) : 400;
-// Forged handles (see forge()) have their own targeted test below; FUZZ_FORGED=1 mixes
-// them into the random pool too (they would otherwise dominate its failure list).
-const FORGED_IN_POOL = process.env.FUZZ_FORGED === '1';
+// Forged handles (see forge()) have their own targeted test below and are mixed into the
+// random pool too; FUZZ_FORGED=0 leaves them out of the pool.
+const FORGED_IN_POOL = process.env.FUZZ_FORGED !== '0';
 
 // ---------------------------------------------------------------------------------
 // Handles from real calls.
