@@ -6,8 +6,10 @@
 
 #include "common.h"
 #include "generator.h"
+#include "module.h"
 #include "perturbation.h"
 #include "tensor.h"
+#include "trainer.h"
 
 #ifdef DROPATTACK_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -68,6 +70,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTensorFunctions(env, exports);
   Generator::Init(env, exports);
   Perturbation::Init(env, exports);
+  Module::Init(env, exports);
+  Trainer::Init(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, &Guard<SetErrorClass>, "setErrorClass"));
   exports.Set("backends", Napi::Function::New(env, &Guard<Backends>, "backends"));
   exports.Set("setNumThreads", Napi::Function::New(env, &Guard<SetNumThreads>, "setNumThreads"));

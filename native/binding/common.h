@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,8 @@ struct InstanceData {
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference generator_class;
   Napi::FunctionReference perturbation_class;
+  Napi::FunctionReference module_class;
+  Napi::FunctionReference trainer_class;
   std::shared_ptr<ReleaseQueue> releases = std::make_shared<ReleaseQueue>();
   ~InstanceData();
 };
@@ -103,6 +106,73 @@ at::Scalar ScalarFor(const at::Tensor& t, double value);
 
 std::string DtypeName(at::ScalarType t);
 std::string DeviceName(const at::Device& d);
+
+}  // namespace binding
+}  // namespace dropattack
+
+namespace dropattack {
+namespace binding {
+
+/// A Promise-returning job on the libuv thread pool: `work` runs off the JS thread and
+/// must not touch JS values; `done` builds the resolution on the JS thread; `finally`
+/// runs on the JS thread either way (e.g. to clear a busy flag). C++ exceptions from
+/// `work` reject the promise with a TorchError.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void()>;
+  using Done = std::function<Napi::Value(Napi::Env)>;
+  using Finally = std::function<void()>;
+
+  static Napi::Promise Start(Napi::Env env, const char* name, Work work, Done done, Finally finally = nullptr) {
+    auto* w = new PromiseWorker(env, name, std::move(work), std::move(done), std::move(finally));
+    Napi::Promise promise = w->deferred_.Promise();
+    w->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const c10::Error& e) {
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown native error");
+    }
+  }
+  void OnOK() override {
+    if (finally_) finally_();
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const c10::Error& e) {
+      deferred_.Reject(TorchError(env, e.what_without_backtrace()).Value());
+    } catch (const std::exception& e) {
+      deferred_.Reject(TorchError(env, e.what()).Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    if (finally_) finally_();
+    deferred_.Reject(TorchError(Env(), e.Message()).Value());
+  }
+
+ private:
+  PromiseWorker(Napi::Env env, const char* name, Work work, Done done, Finally finally)
+      : Napi::AsyncWorker(env, name),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        done_(std::move(done)),
+        finally_(std::move(finally)) {}
+
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Done done_;
+  Finally finally_;
+};
 
 }  // namespace binding
 }  // namespace dropattack

@@ -1,0 +1,257 @@
+#include "module.h"
+
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <fstream>
+
+#include "common.h"
+#include "tensor.h"
+
+namespace dropattack {
+namespace binding {
+
+namespace {
+using Info = const Napi::CallbackInfo&;
+
+std::string BusyMessage(const char* fn, const ModuleState& s) {
+  return std::string(fn) + ": the module is busy (" + s.busy_with +
+         " is running); await it before starting another call on this module";
+}
+
+// moduleLoad(path) -> Promise<NativeModule>
+Napi::Value Load(Info info) {
+  Napi::Env env = info.Env();
+  const std::string path = ArgString(info, 0, "Module.load", "path");
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe.good()) throw TorchError(env, "Module.load: cannot open '" + path + "' (missing or unreadable)");
+  }
+  auto state = std::make_shared<ModuleState>();
+  return PromiseWorker::Start(
+      env, "dropattack.moduleLoad",
+      [state, path] {
+        try {
+          state->module = torch::jit::load(path);
+        } catch (const c10::Error& e) {
+          throw std::runtime_error("Module.load: '" + path + "' is not a TorchScript file LibTorch can read: " +
+                                   e.what_without_backtrace());
+        }
+      },
+      [state](Napi::Env env) -> Napi::Value { return Module::Wrap(env, state); });
+}
+
+// moduleSave(m, path) -> Promise<void>
+Napi::Value Save(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgModule(info, 0, "Module.save");
+  const std::string path = ArgString(info, 1, "Module.save", "path");
+  state->busy = true;
+  state->busy_with = "save";
+  return PromiseWorker::Start(
+      env, "dropattack.moduleSave", [state, path] { state->module.save(path); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->busy = false; });
+}
+
+Napi::Value ToJs(Napi::Env env, const c10::IValue& v) {
+  if (v.isTensor()) return Tensor::Wrap(env, v.toTensor());
+  if (v.isTuple() || v.isList()) {
+    std::vector<c10::IValue> items;
+    if (v.isTuple()) {
+      for (const auto& e : v.toTupleRef().elements()) items.push_back(e);
+    } else {
+      for (const auto& e : v.toListRef()) items.push_back(e);
+    }
+    Napi::Array a = Napi::Array::New(env, items.size());
+    for (size_t k = 0; k < items.size(); ++k) a.Set(static_cast<uint32_t>(k), ToJs(env, items[k]));
+    return a;
+  }
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isNone()) return env.Null();
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  throw TorchError(env, std::string("Module.forward: cannot return a value of type ") + v.tagKind());
+}
+
+std::vector<c10::IValue> ArgInputs(Info info, size_t i, const char* fn) {
+  Napi::Value v = Arg(info, i);
+  if (!v.IsArray()) ThrowType(info.Env(), fn, "inputs", "an array of Tensors", v);
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<c10::IValue> out;
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value e = a.Get(k);
+    Tensor* t = UnwrapAs<Tensor>(info.Env(), e, Data(info.Env()).tensor_class);
+    if (t == nullptr) ThrowType(info.Env(), fn, "inputs", "an array of Tensors", e);
+    if (t->disposed()) throw TorchError(info.Env(), std::string(fn) + ": inputs[" + std::to_string(k) + "] is a disposed Tensor");
+    out.emplace_back(t->value());
+  }
+  return out;
+}
+
+// moduleForward(m, inputs, grad) -> Promise<Tensor | (Tensor|...)[]>
+Napi::Value Forward(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgModule(info, 0, "Module.forward");
+  auto inputs = std::make_shared<std::vector<c10::IValue>>(ArgInputs(info, 1, "Module.forward"));
+  const bool grad = ArgBool(info, 2, "Module.forward", "grad");
+  auto output = std::make_shared<c10::IValue>();
+  state->busy = true;
+  state->busy_with = "forward";
+  return PromiseWorker::Start(
+      env, "dropattack.moduleForward",
+      [state, inputs, output, grad] {
+        at::AutoGradMode mode(grad);
+        *output = state->module.forward(*inputs);
+      },
+      [output](Napi::Env env) -> Napi::Value { return ToJs(env, *output); }, [state] { state->busy = false; });
+}
+
+Napi::Array NamedList(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& items) {
+  Napi::Array out = Napi::Array::New(env, items.size());
+  for (size_t k = 0; k < items.size(); ++k) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", items[k].first);
+    o.Set("tensor", Tensor::Wrap(env, items[k].second, /*external=*/true));
+    out.Set(static_cast<uint32_t>(k), o);
+  }
+  return out;
+}
+
+// moduleNamedParameters(m) -> {name, tensor}[] (the module's own tensors, not copies)
+Napi::Value NamedParameters(Info info) {
+  auto state = ArgModule(info, 0, "Module.namedParameters");
+  std::vector<std::pair<std::string, at::Tensor>> items;
+  for (const auto& p : state->module.named_parameters(/*recurse=*/true)) items.emplace_back(p.name, p.value);
+  return NamedList(info.Env(), items);
+}
+
+// moduleStateDict(m) -> {name, tensor}[]: parameters then buffers, detached copies.
+Napi::Value StateDict(Info info) {
+  auto state = ArgModule(info, 0, "Module.stateDict");
+  std::vector<std::pair<std::string, at::Tensor>> items;
+  for (const auto& p : state->module.named_parameters(true)) items.emplace_back(p.name, p.value.detach().clone());
+  for (const auto& b : state->module.named_buffers(true)) items.emplace_back(b.name, b.value.detach().clone());
+  Napi::Array out = Napi::Array::New(info.Env(), items.size());
+  for (size_t k = 0; k < items.size(); ++k) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("name", items[k].first);
+    o.Set("tensor", Tensor::Wrap(info.Env(), items[k].second));
+    out.Set(static_cast<uint32_t>(k), o);
+  }
+  return out;
+}
+
+// moduleLoadStateDict(m, entries: {name, tensor}[], strict) -> void
+Napi::Value LoadStateDict(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgModule(info, 0, "Module.loadStateDict");
+  Napi::Value v = Arg(info, 1);
+  if (!v.IsArray()) ThrowType(env, "Module.loadStateDict", "state", "an array of {name, tensor}", v);
+  const bool strict = ArgBool(info, 2, "Module.loadStateDict", "strict");
+  std::unordered_map<std::string, at::Tensor> own;
+  for (const auto& p : state->module.named_parameters(true)) own.emplace(p.name, p.value);
+  for (const auto& b : state->module.named_buffers(true)) own.emplace(b.name, b.value);
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::pair<at::Tensor, at::Tensor>> copies;
+  std::unordered_map<std::string, bool> seen;
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value e = a.Get(k);
+    if (!e.IsObject()) ThrowType(env, "Module.loadStateDict", "state entries", "{name, tensor} objects", e);
+    Napi::Object o = e.As<Napi::Object>();
+    Napi::Value name_v = o.Get("name");
+    if (!name_v.IsString()) ThrowType(env, "Module.loadStateDict", "state[].name", "a string", name_v);
+    const std::string name = name_v.As<Napi::String>().Utf8Value();
+    Tensor* t = UnwrapAs<Tensor>(env, o.Get("tensor"), Data(env).tensor_class);
+    if (t == nullptr || t->disposed()) {
+      ThrowType(env, "Module.loadStateDict", ("state entry '" + name + "' tensor").c_str(), "a live Tensor", o.Get("tensor"));
+    }
+    auto it = own.find(name);
+    if (it == own.end()) {
+      if (strict) throw TorchError(env, "Module.loadStateDict: unexpected key '" + name + "' (the module has no such parameter or buffer)");
+      continue;
+    }
+    TORCH_CHECK(it->second.sizes() == t->value().sizes(), "Module.loadStateDict: '", name, "' has shape ",
+                t->value().sizes(), " but the module's is ", it->second.sizes());
+    copies.emplace_back(it->second, t->value());
+    seen[name] = true;
+  }
+  if (strict) {
+    for (const auto& kv : own) {
+      if (!seen.count(kv.first)) throw TorchError(env, "Module.loadStateDict: missing key '" + kv.first + "'");
+    }
+  }
+  at::NoGradGuard no_grad;
+  for (auto& c : copies) c.first.copy_(c.second);
+  return env.Undefined();
+}
+
+Napi::Value SetTraining(Info info) {
+  auto state = ArgModule(info, 0, "Module.train");
+  state->module.train(ArgBool(info, 1, "Module.train", "on"));
+  return info.Env().Undefined();
+}
+
+Napi::Value IsTraining(Info info) {
+  auto state = ArgModule(info, 0, "Module.isTraining", /*allow_busy=*/true);
+  return Napi::Boolean::New(info.Env(), state->module.is_training());
+}
+
+// moduleTo(m, device|null, dtype|null)
+Napi::Value To(Info info) {
+  auto state = ArgModule(info, 0, "Module.to");
+  const bool has_device = !Arg(info, 1).IsNull() && !Arg(info, 1).IsUndefined();
+  const bool has_dtype = !Arg(info, 2).IsNull() && !Arg(info, 2).IsUndefined();
+  if (has_dtype) {
+    const at::ScalarType dtype = ArgDtype(info, 2, "Module.to", "dtype");
+    TORCH_CHECK(at::isFloatingType(dtype), "Module.to: dtype must be a float type, got ", DtypeName(dtype));
+    if (has_device) state->module.to(ArgDevice(info, 1, "Module.to", "device"), dtype);
+    else state->module.to(dtype);
+  } else if (has_device) {
+    state->module.to(ArgDevice(info, 1, "Module.to", "device"));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value IsBusy(Info info) {
+  auto state = ArgModule(info, 0, "Module.busy", /*allow_busy=*/true);
+  return Napi::Boolean::New(info.Env(), state->busy);
+}
+}  // namespace
+
+std::shared_ptr<ModuleState> ArgModule(const Napi::CallbackInfo& info, size_t i, const char* fn, bool allow_busy) {
+  Napi::Value v = Arg(info, i);
+  Module* m = UnwrapAs<Module>(info.Env(), v, Data(info.Env()).module_class);
+  if (m == nullptr || !m->state) ThrowType(info.Env(), fn, "module", "a Module", v);
+  if (m->state->busy && !allow_busy) throw TorchError(info.Env(), BusyMessage(fn, *m->state));
+  return m->state;
+}
+
+void Module::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeModule", {});
+  Data(env).module_class = Napi::Persistent(cls);
+  exports.Set("moduleLoad", Napi::Function::New(env, &Guard<Load>, "moduleLoad"));
+  exports.Set("moduleSave", Napi::Function::New(env, &Guard<Save>, "moduleSave"));
+  exports.Set("moduleForward", Napi::Function::New(env, &Guard<Forward>, "moduleForward"));
+  exports.Set("moduleNamedParameters", Napi::Function::New(env, &Guard<NamedParameters>, "moduleNamedParameters"));
+  exports.Set("moduleStateDict", Napi::Function::New(env, &Guard<StateDict>, "moduleStateDict"));
+  exports.Set("moduleLoadStateDict", Napi::Function::New(env, &Guard<LoadStateDict>, "moduleLoadStateDict"));
+  exports.Set("moduleTrain", Napi::Function::New(env, &Guard<SetTraining>, "moduleTrain"));
+  exports.Set("moduleIsTraining", Napi::Function::New(env, &Guard<IsTraining>, "moduleIsTraining"));
+  exports.Set("moduleTo", Napi::Function::New(env, &Guard<To>, "moduleTo"));
+  exports.Set("moduleIsBusy", Napi::Function::New(env, &Guard<IsBusy>, "moduleIsBusy"));
+}
+
+Napi::Object Module::Wrap(Napi::Env env, std::shared_ptr<ModuleState> state) {
+  Napi::Object obj = Data(env).module_class.New({Napi::External<std::shared_ptr<ModuleState>>::New(env, &state)});
+  return obj;
+}
+
+Module::Module(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Module>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeModule cannot be constructed from JavaScript; use Module.load()");
+  }
+  state = *info[0].As<Napi::External<std::shared_ptr<ModuleState>>>().Data();
+}
+
+}  // namespace binding
+}  // namespace dropattack

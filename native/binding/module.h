@@ -1,0 +1,33 @@
+// Module: the JS handle of a torch::jit::Module (a TorchScript file or a built-in model).
+// Slow work (load, save, forward) runs on the thread pool; while a forward or a training
+// step uses the module, every other call on it is refused instead of racing.
+#pragma once
+
+#include <napi.h>
+#include <torch/script.h>
+
+#include <memory>
+#include <string>
+
+namespace dropattack {
+namespace binding {
+
+struct ModuleState {
+  torch::jit::Module module;
+  bool busy = false;         // read and written on the JS thread only
+  std::string busy_with;     // what holds it, for the error message
+};
+
+class Module : public Napi::ObjectWrap<Module> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<ModuleState> state);
+  explicit Module(const Napi::CallbackInfo& info);
+  std::shared_ptr<ModuleState> state;
+};
+
+/// The module behind argument i, refusing it when busy (`fn` names the call).
+std::shared_ptr<ModuleState> ArgModule(const Napi::CallbackInfo& info, size_t i, const char* fn, bool allow_busy = false);
+
+}  // namespace binding
+}  // namespace dropattack

@@ -1,0 +1,304 @@
+#include "trainer.h"
+
+#include "common.h"
+#include "tensor.h"
+
+namespace dropattack {
+namespace binding {
+
+namespace {
+using Info = const Napi::CallbackInfo&;
+
+// Readers of option objects; `where` names the object for messages ("optimizer", ...).
+Napi::Value Field(Napi::Object o, const char* key) { return o.Get(key); }
+
+double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, double fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, where + "." + key + " must be a number, got " + Describe(v));
+  const double x = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(x)) throw Napi::RangeError::New(env, where + "." + key + " must be finite, got " + Describe(v));
+  return x;
+}
+
+bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, bool fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(env, where + "." + key + " must be a boolean, got " + Describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, const std::string& fallback) {
+  Napi::Value v = Field(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) throw Napi::TypeError::New(env, where + "." + key + " must be a string, got " + Describe(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Object ObjectArg(Info info, size_t i, const char* fn, const char* name) {
+  Napi::Value v = Arg(info, i);
+  if (!v.IsObject() || v.IsArray()) ThrowType(info.Env(), fn, name, "an object", v);
+  return v.As<Napi::Object>();
+}
+
+engine::OptimizerSpec ReadOptimizer(Napi::Env env, Napi::Object o) {
+  engine::OptimizerSpec s;
+  const std::string w = "optimizer";
+  s.type = StringField(env, o, w, "type", "sgd");
+  s.lr = NumberField(env, o, w, "lr", s.lr);
+  s.momentum = NumberField(env, o, w, "momentum", 0);
+  s.nesterov = BoolField(env, o, w, "nesterov", false);
+  s.dampening = NumberField(env, o, w, "dampening", 0);
+  s.weight_decay = NumberField(env, o, w, "weightDecay", s.type == "adamw" ? 0.01 : 0.0);
+  Napi::Value betas = Field(o, "betas");
+  if (!betas.IsUndefined() && !betas.IsNull()) {
+    if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) {
+      throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers, got " + Describe(betas));
+    }
+    Napi::Array b = betas.As<Napi::Array>();
+    if (!b.Get(0u).IsNumber() || !b.Get(1u).IsNumber()) {
+      throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers");
+    }
+    s.beta1 = b.Get(0u).As<Napi::Number>().DoubleValue();
+    s.beta2 = b.Get(1u).As<Napi::Number>().DoubleValue();
+  }
+  s.eps = NumberField(env, o, w, "eps", s.eps);
+  s.amsgrad = BoolField(env, o, w, "amsgrad", false);
+  return s;
+}
+
+engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
+  engine::AttackConfig a;
+  const std::string w = "attack";
+  a.method = engine::ParseMethod(StringField(env, o, w, "method", "none"));
+  const double k = NumberField(env, o, w, "k", 1);
+  if (k != std::floor(k) || k < 1 || k > 1000) throw Napi::RangeError::New(env, "attack.k must be an integer in [1, 1000], got " + std::to_string(k));
+  a.k = static_cast<int>(k);
+  a.alpha = NumberField(env, o, w, "alpha", a.alpha);
+  a.rho = NumberField(env, o, w, "rho", a.rho);
+  a.eta = NumberField(env, o, w, "eta", a.eta);
+  Napi::Value seed = Field(o, "seed");
+  if (seed.IsBigInt()) {
+    bool lossless = false;
+    a.seed = seed.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(env, "attack.seed must be in [0, 2^64)");
+  } else if (!seed.IsUndefined() && !seed.IsNull()) {
+    const double s = NumberField(env, o, w, "seed", 0);
+    if (s < 0 || s != std::floor(s) || s > 9007199254740991.0) throw Napi::RangeError::New(env, "attack.seed must be a non-negative integer");
+    a.seed = static_cast<uint64_t>(s);
+  }
+  Napi::Value groups = Field(o, "groups");
+  if (!groups.IsUndefined() && !groups.IsNull()) {
+    if (!groups.IsArray()) throw Napi::TypeError::New(env, "attack.groups must be an array, got " + Describe(groups));
+    Napi::Array ga = groups.As<Napi::Array>();
+    for (uint32_t g = 0; g < ga.Length(); ++g) {
+      const std::string gw = "attack.groups[" + std::to_string(g) + "]";
+      Napi::Value gv = ga.Get(g);
+      if (!gv.IsObject() || gv.IsArray()) throw Napi::TypeError::New(env, gw + " must be an object, got " + Describe(gv));
+      Napi::Object go = gv.As<Napi::Object>();
+      engine::AttackGroup group;
+      Napi::Value targets = Field(go, "targets");
+      if (!targets.IsArray()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(targets));
+      Napi::Array ta = targets.As<Napi::Array>();
+      for (uint32_t t = 0; t < ta.Length(); ++t) {
+        Napi::Value tv = ta.Get(t);
+        if (!tv.IsString()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(tv));
+        group.targets.push_back(tv.As<Napi::String>().Utf8Value());
+      }
+      group.epsilon = NumberField(env, go, gw, "epsilon", group.epsilon);
+      group.p = NumberField(env, go, gw, "p", 1.0);
+      group.relative = BoolField(env, go, gw, "relative", false);
+      group.sparse = StringField(env, go, gw, "sparse", "auto");
+      a.groups.push_back(std::move(group));
+    }
+  }
+  return a;
+}
+
+engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
+  engine::LossSpec l;
+  l.type = StringField(env, o, "loss", "type", "cross_entropy");
+  if (l.type != "cross_entropy" && l.type != "bce_with_logits" && l.type != "mse") {
+    throw Napi::TypeError::New(env, "loss.type must be cross_entropy, bce_with_logits or mse, got '" + l.type + "'");
+  }
+  l.label_smoothing = NumberField(env, o, "loss", "labelSmoothing", 0);
+  if (l.label_smoothing < 0 || l.label_smoothing > 1) throw Napi::RangeError::New(env, "loss.labelSmoothing must be in [0, 1]");
+  Napi::Value w = Field(o, "classWeights");
+  if (!w.IsUndefined() && !w.IsNull()) {
+    Tensor* t = UnwrapAs<Tensor>(env, w, Data(env).tensor_class);
+    if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "loss.classWeights must be a live Tensor, got " + Describe(w));
+    l.class_weights = t->value().detach().clone();
+  }
+  return l;
+}
+
+// trainerNew(module, optimizer, attack, loss) -> NativeTrainer
+Napi::Value CreateTrainer(Info info) {
+  Napi::Env env = info.Env();
+  auto module = ArgModule(info, 0, "Trainer");
+  const engine::OptimizerSpec optimizer = ReadOptimizer(env, ObjectArg(info, 1, "Trainer", "optimizer"));
+  engine::AttackConfig attack = ReadAttack(env, ObjectArg(info, 2, "Trainer", "attack"));
+  const engine::LossSpec loss = ReadLoss(env, ObjectArg(info, 3, "Trainer", "loss"));
+  std::vector<engine::NamedParameter> params;
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : module->module.named_parameters(true)) {
+    if (!p.value.requires_grad()) continue;  // frozen
+    params.emplace_back(p.name, p.value);
+    tensors.push_back(p.value);
+  }
+  TORCH_CHECK(!params.empty(), "Trainer: the module has no trainable parameters");
+  auto state = std::make_shared<TrainerState>();
+  state->module = module;
+  state->loss = loss;
+  state->trainer = std::make_unique<engine::Trainer>(std::move(params), std::move(attack),
+                                                     engine::MakeOptimizer(tensors, optimizer));
+  return Data(env).trainer_class.New({Napi::External<std::shared_ptr<TrainerState>>::New(env, &state)});
+}
+
+std::shared_ptr<TrainerState> ArgTrainer(Info info, size_t i, const char* fn) {
+  Napi::Value v = Arg(info, i);
+  Trainer* t = UnwrapAs<Trainer>(info.Env(), v, Data(info.Env()).trainer_class);
+  if (t == nullptr || !t->state) ThrowType(info.Env(), fn, "trainer", "a Trainer", v);
+  return t->state;
+}
+
+Napi::Object ResultToJs(Napi::Env env, const engine::StepResult& r, bool times) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cleanLoss", r.clean_loss);
+  Napi::Array losses = Napi::Array::New(env, r.group_losses.size());
+  Napi::Array skipped = Napi::Array::New(env, r.skipped.size());
+  for (size_t g = 0; g < r.group_losses.size(); ++g) {
+    losses.Set(static_cast<uint32_t>(g), r.group_losses[g]);
+    skipped.Set(static_cast<uint32_t>(g), static_cast<double>(r.skipped[g]));
+  }
+  o.Set("groupLosses", losses);
+  o.Set("skipped", skipped);
+  o.Set("gradNorm", r.grad_norm);
+  o.Set("lr", r.lr);
+  o.Set("applied", r.applied);
+  o.Set("accumulated", r.accumulated);
+  o.Set("reason", r.reason.empty() ? env.Null() : Napi::String::New(env, r.reason));
+  if (times) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("forward", r.times.forward);
+    t.Set("backward", r.times.backward);
+    t.Set("perturb", r.times.perturb);
+    t.Set("optimizer", r.times.optimizer);
+    o.Set("times", t);
+  }
+  return o;
+}
+
+// trainerStep(trainer, inputs: Tensor[], target: Tensor, options) -> Promise<result>
+Napi::Value Step(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgTrainer(info, 0, "Trainer.step");
+  if (state->module->busy) {
+    throw TorchError(env, "Trainer.step: the module is busy (" + state->module->busy_with +
+                              " is running); await the previous step before starting another");
+  }
+  Napi::Value iv = Arg(info, 1);
+  if (!iv.IsArray() || iv.As<Napi::Array>().Length() == 0) ThrowType(env, "Trainer.step", "inputs", "a non-empty array of Tensors", iv);
+  Napi::Array ia = iv.As<Napi::Array>();
+  auto inputs = std::make_shared<std::vector<at::Tensor>>();
+  for (uint32_t k = 0; k < ia.Length(); ++k) {
+    Napi::Value e = ia.Get(k);
+    Tensor* t = UnwrapAs<Tensor>(env, e, Data(env).tensor_class);
+    if (t == nullptr) ThrowType(env, "Trainer.step", "inputs", "an array of Tensors", e);
+    if (t->disposed()) throw TorchError(env, "Trainer.step: inputs[" + std::to_string(k) + "] is a disposed Tensor");
+    inputs->push_back(t->value());
+  }
+  at::Tensor target = ArgTensor(info, 2, "Trainer.step", "target");
+  Napi::Object o = ObjectArg(info, 3, "Trainer.step", "options");
+  engine::StepOptions options;
+  options.lr = NumberField(env, o, "step options", "lr", -1);
+  options.clip_grad_norm = NumberField(env, o, "step options", "clipGradNorm", 0);
+  options.accumulate = BoolField(env, o, "step options", "accumulate", false);
+  options.loss_scale = NumberField(env, o, "step options", "lossScale", 1.0);
+  options.time_phases = BoolField(env, o, "step options", "timePhases", false);
+  engine::Batch batch;
+  batch.input = (*inputs)[0];
+  Napi::Value ids = Field(o, "tokenIds");
+  if (!ids.IsUndefined() && !ids.IsNull()) {
+    Tensor* t = UnwrapAs<Tensor>(env, ids, Data(env).tensor_class);
+    if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "step options.tokenIds must be a live Tensor, got " + Describe(ids));
+    batch.token_ids = t->value();
+  } else if (batch.input.scalar_type() == at::kLong) {
+    batch.token_ids = batch.input;  // the token ids of a text model
+  }
+  auto result = std::make_shared<engine::StepResult>();
+  state->module->busy = true;
+  state->module->busy_with = "a training step";
+  return PromiseWorker::Start(
+      env, "dropattack.trainerStep",
+      [state, inputs, target, batch, options, result] {
+        auto& module = state->module->module;
+        const engine::LossSpec& loss = state->loss;
+        engine::LossFn fn = [&module, &loss, inputs, &target](const at::Tensor& input) {
+          std::vector<c10::IValue> args;
+          args.reserve(inputs->size());
+          args.emplace_back(input);
+          for (size_t k = 1; k < inputs->size(); ++k) args.emplace_back((*inputs)[k]);
+          c10::IValue out = module.forward(args);
+          at::Tensor output;
+          if (out.isTensor()) {
+            output = out.toTensor();
+          } else if (out.isTuple() && !out.toTupleRef().elements().empty() && out.toTupleRef().elements()[0].isTensor()) {
+            output = out.toTupleRef().elements()[0].toTensor();
+          } else {
+            TORCH_CHECK(false, "Trainer.step: the model must return a Tensor (or a tuple whose first item is one)");
+          }
+          return engine::ComputeLoss(loss, output, target);
+        };
+        *result = state->trainer->step(batch, fn, options);
+      },
+      [result, options](Napi::Env env) -> Napi::Value { return ResultToJs(env, *result, options.time_phases); },
+      [state] { state->module->busy = false; });
+}
+
+// trainerInfo(trainer) -> {method, globalStep, targets}
+Napi::Value InfoOf(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgTrainer(info, 0, "Trainer.info");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("method", engine::MethodName(state->trainer->attack().method));
+  o.Set("globalStep", static_cast<double>(state->trainer->global_step()));
+  const auto& groups = state->trainer->resolved_targets();
+  Napi::Array ga = Napi::Array::New(env, groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    Napi::Array ta = Napi::Array::New(env, groups[g].size());
+    for (size_t t = 0; t < groups[g].size(); ++t) ta.Set(static_cast<uint32_t>(t), groups[g][t]);
+    ga.Set(static_cast<uint32_t>(g), ta);
+  }
+  o.Set("targets", ga);
+  return o;
+}
+
+Napi::Value SetGlobalStep(Info info) {
+  auto state = ArgTrainer(info, 0, "Trainer.setGlobalStep");
+  const int64_t s = ArgInt(info, 1, "Trainer.setGlobalStep", "step");
+  if (s < 0 || s >= (int64_t(1) << 47)) ThrowRange(info.Env(), "Trainer.setGlobalStep: step must be in [0, 2^47)");
+  if (state->module->busy) throw TorchError(info.Env(), "Trainer.setGlobalStep: a step is running");
+  state->trainer->set_global_step(s);
+  return info.Env().Undefined();
+}
+}  // namespace
+
+void Trainer::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeTrainer", {});
+  Data(env).trainer_class = Napi::Persistent(cls);
+  exports.Set("trainerNew", Napi::Function::New(env, &Guard<CreateTrainer>, "trainerNew"));
+  exports.Set("trainerStep", Napi::Function::New(env, &Guard<Step>, "trainerStep"));
+  exports.Set("trainerInfo", Napi::Function::New(env, &Guard<InfoOf>, "trainerInfo"));
+  exports.Set("trainerSetGlobalStep", Napi::Function::New(env, &Guard<SetGlobalStep>, "trainerSetGlobalStep"));
+}
+
+Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeTrainer cannot be constructed from JavaScript; use new Trainer()");
+  }
+  state = *info[0].As<Napi::External<std::shared_ptr<TrainerState>>>().Data();
+}
+
+}  // namespace binding
+}  // namespace dropattack
