@@ -37,3 +37,16 @@ export type {
 } from './tensor';
 export { perturb, Perturbation, dropMask, philox4x32, releaseCachedBackups, cachedBackupBytes } from './perturb';
 export type { PerturbOptions, DropMaskOptions } from './perturb';
+export { Module } from './module';
+export type { ModuleOutput } from './module';
+export { Trainer, ATTACK_METHODS } from './trainer';
+export type {
+  AttackMethod,
+  AttackGroup,
+  AttackConfig,
+  OptimizerConfig,
+  LossConfig,
+  TrainerOptions,
+  StepOptions,
+  StepResult,
+} from './trainer';

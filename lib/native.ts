@@ -12,6 +12,14 @@ export interface NativeTensor {
 export interface NativeGenerator {
   readonly __nativeGenerator: unique symbol;
 }
+/** An opaque native module handle. */
+export interface NativeModule {
+  readonly __nativeModule: unique symbol;
+}
+/** An opaque native trainer handle. */
+export interface NativeTrainer {
+  readonly __nativeTrainer: unique symbol;
+}
 /** An opaque native perturbation handle. */
 export interface NativePerturbation {
   readonly __nativePerturbation: unique symbol;
@@ -49,6 +57,19 @@ export interface PerturbationInfo {
   sparse: boolean;
   restored: boolean;
   backupBytes: number;
+}
+
+export interface NativeStepResult {
+  cleanLoss: number;
+  groupLosses: number[];
+  skipped: number[];
+  gradNorm: number;
+  lr: number;
+  applied: boolean;
+  accumulated: boolean;
+  reason: string | null;
+  sparseTargets: string[];
+  times?: { forward: number; backward: number; perturb: number; optimizer: number };
 }
 
 export interface Binding {
@@ -125,6 +146,22 @@ export interface Binding {
   dropMask(numel: number, p: number, seed: number | bigint, counter: number | bigint, device: string): T;
   philox4x32(counter: number[], key: number[]): number[];
   releaseCachedBackups(): void;
+
+  moduleLoad(path: string): Promise<NativeModule>;
+  moduleSave(m: NativeModule, path: string): Promise<void>;
+  moduleForward(m: NativeModule, inputs: T[], grad: boolean): Promise<unknown>;
+  moduleNamedParameters(m: NativeModule): { name: string; tensor: T }[];
+  moduleStateDict(m: NativeModule): { name: string; tensor: T }[];
+  moduleLoadStateDict(m: NativeModule, state: { name: string; tensor: T }[], strict: boolean): void;
+  moduleTrain(m: NativeModule, on: boolean): void;
+  moduleIsTraining(m: NativeModule): boolean;
+  moduleTo(m: NativeModule, device: Opt<string>, dtype: Opt<string>): void;
+  moduleIsBusy(m: NativeModule): boolean;
+
+  trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object): NativeTrainer;
+  trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<NativeStepResult>;
+  trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
+  trainerSetGlobalStep(t: NativeTrainer, step: number): void;
   cachedBackupBytes(): number;
 }
 

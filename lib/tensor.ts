@@ -421,7 +421,8 @@ export class Tensor {
   }
   /** Sets every element to `value`. */
   fill_(value: number): this {
-    native.inplace('fill', this.handle, is.number('fill_', 'value', value));
+    if (typeof value !== 'number') throw is.invalidType('fill_', 'value', 'a number', value);
+    native.inplace('fill', this.handle, value);
     return this;
   }
   /** Sets every element to 0. */

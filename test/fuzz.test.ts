@@ -403,9 +403,26 @@ function describeArg(v: unknown): string {
   return ctor ? `<${ctor}>` : '<object>';
 }
 
+// Async functions (moduleLoad, moduleForward, trainerStep, ...) return promises: their
+// rejections are checked like synchronous throws, after the calls (see the last test).
+const pending: Promise<void>[] = [];
+const asyncFailures: string[] = [];
+
 function callOnce(name: string, args: unknown[]): string | null {
   try {
-    binding[name](...args);
+    const r = binding[name](...args) as unknown;
+    if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
+      const call = `native.${name}(${args.map(describeArg).join(', ')})`;
+      pending.push(
+        (r as Promise<unknown>).then(
+          () => undefined,
+          (e: unknown) => {
+            const why = badThrow(e);
+            if (why !== null && asyncFailures.length < 40) asyncFailures.push(`${call} rejected: ${why}`);
+          },
+        ),
+      );
+    }
   } catch (e) {
     return badThrow(e) ?? 'threw';
   }
@@ -767,5 +784,10 @@ describe('raw binding fuzz', () => {
     expect(native.item(s)).toBe(12);
     const m = native.matmul(a, a);
     expect(Array.from(native.toTypedArray(m) as Float32Array)).toEqual([18, 18, 18, 18]);
+  });
+
+  test('promises returned by the async functions settle, rejecting only with TypeError/RangeError/TorchError', async () => {
+    await Promise.all(pending.splice(0));
+    expect(asyncFailures).toEqual([]);
   });
 });

@@ -22,14 +22,14 @@ std::string BusyMessage(const char* fn, const ModuleState& s) {
 Napi::Value Load(Info info) {
   Napi::Env env = info.Env();
   const std::string path = ArgString(info, 0, "Module.load", "path");
-  {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe.good()) throw TorchError(env, "Module.load: cannot open '" + path + "' (missing or unreadable)");
-  }
   auto state = std::make_shared<ModuleState>();
   return PromiseWorker::Start(
       env, "dropattack.moduleLoad",
       [state, path] {
+        {
+          std::ifstream probe(path, std::ios::binary);
+          if (!probe.good()) throw std::runtime_error("Module.load: cannot open '" + path + "' (missing or unreadable)");
+        }
         try {
           state->module = torch::jit::load(path);
         } catch (const c10::Error& e) {

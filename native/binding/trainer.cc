@@ -178,6 +178,9 @@ Napi::Object ResultToJs(Napi::Env env, const engine::StepResult& r, bool times) 
   o.Set("applied", r.applied);
   o.Set("accumulated", r.accumulated);
   o.Set("reason", r.reason.empty() ? env.Null() : Napi::String::New(env, r.reason));
+  Napi::Array sparse = Napi::Array::New(env, r.sparse_targets.size());
+  for (size_t k = 0; k < r.sparse_targets.size(); ++k) sparse.Set(static_cast<uint32_t>(k), r.sparse_targets[k]);
+  o.Set("sparseTargets", sparse);
   if (times) {
     Napi::Object t = Napi::Object::New(env);
     t.Set("forward", r.times.forward);

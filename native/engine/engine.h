@@ -77,6 +77,7 @@ struct StepResult {
   bool applied = false;                // the optimizer step ran
   std::string reason;                  // why not, when !applied
   bool accumulated = false;            // gradients were kept for a later micro-batch
+  std::vector<std::string> sparse_targets;  // targets that took the row-sparse path
   PhaseTimes times;
 };
 

@@ -174,6 +174,18 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
       resolved.push_back(t);
     }
     TORCH_CHECK(resolved.size() < 256, "attack.groups[", g, "]: at most 255 targets per group");
+    // These methods move all groups at once, so a tensor may belong to one group only.
+    if (a.method == Method::kFreeLB || a.method == Method::kAWP || a.method == Method::kSAM ||
+        a.method == Method::kASAM) {
+      for (const auto& t : resolved) {
+        for (size_t h = 0; h < target_names_.size(); ++h) {
+          for (const auto& other : target_names_[h]) {
+            TORCH_CHECK(other != t.name, "attack.groups[", g, "]: target ", t.name, " is already in group ", h,
+                        "; ", MethodName(a.method), " moves all groups at once, so a tensor may be in one group only");
+          }
+        }
+      }
+    }
     std::vector<std::string> resolved_names;
     for (const auto& t : resolved) resolved_names.push_back(t.name);
     targets_.push_back(std::move(resolved));
@@ -301,6 +313,9 @@ struct StepRun {
     }
     if (t.sparse && rows.defined()) {
       u.state = ops::perturb_rows(w, d, rows, PerturbOpts(radius, p, g, j));
+      if (std::find(result.sparse_targets.begin(), result.sparse_targets.end(), t.name) == result.sparse_targets.end()) {
+        result.sparse_targets.push_back(t.name);
+      }
     } else {
       u.state = ops::perturb(w, d, PerturbOpts(radius, p, g, j));
     }
