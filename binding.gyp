@@ -9,15 +9,7 @@
   "targets": [
     {
       "target_name": "dropattack",
-      "sources": [
-        "native/binding/addon.cc",
-        "native/binding/common.cc",
-        "native/binding/generator.cc",
-        "native/binding/perturbation.cc",
-        "native/binding/tensor.cc",
-        "native/ops/perturb.cpp",
-        "native/ops/cpu/perturb_kernel.cpp"
-      ],
+      "sources": ["<!@(node scripts/gyp-sources.js)"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native",

@@ -1,0 +1,16 @@
+// Prints the CPU sources of the addon for binding.gyp, the same set CMakeLists.txt globs:
+// native/binding/*.cc, native/engine/*.cpp (tests aside) and the CPU perturbation op.
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+const list = (dir, ext) =>
+  fs
+    .readdirSync(path.join(root, dir))
+    .filter((f) => f.endsWith(ext) && !f.endsWith(`_test${ext}`))
+    .sort()
+    .map((f) => `${dir}/${f}`);
+
+console.log(
+  [...list('native/binding', '.cc'), ...list('native/engine', '.cpp'), 'native/ops/perturb.cpp', 'native/ops/cpu/perturb_kernel.cpp'].join('\n'),
+);

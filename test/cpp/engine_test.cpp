@@ -1,0 +1,135 @@
+// ctest: the engine's C++ API used from a plain LibTorch program, with a torch::nn::Module.
+// Prints one line per check and "N passed, M failed".
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "engine/engine.h"
+
+namespace de = dropattack::engine;
+
+static int passed = 0, failed = 0;
+static void Check(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  (ok ? passed : failed)++;
+}
+
+struct TextNet : torch::nn::Module {
+  torch::nn::Embedding embed{nullptr};
+  torch::nn::Linear fc{nullptr};
+  TextNet() {
+    embed = register_module("embed", torch::nn::Embedding(1000, 16));
+    fc = register_module("fc", torch::nn::Linear(16, 3));
+  }
+  torch::Tensor forward(const torch::Tensor& tokens) { return fc->forward(embed->forward(tokens).mean(1)); }
+};
+
+struct Run {
+  std::shared_ptr<TextNet> net;
+  std::unique_ptr<de::Trainer> trainer;
+  std::vector<de::StepResult> results;
+};
+
+static Run Train(de::AttackConfig config, double lr, int steps, bool nan_batch = false) {
+  torch::manual_seed(3);
+  Run run;
+  run.net = std::make_shared<TextNet>();
+  std::vector<de::NamedParameter> params;
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : run.net->named_parameters()) {
+    params.emplace_back(p.key(), p.value());
+    tensors.push_back(p.value());
+  }
+  de::OptimizerSpec opt;
+  opt.lr = lr;
+  run.trainer = std::make_unique<de::Trainer>(params, config, de::MakeOptimizer(tensors, opt));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  de::LossSpec loss;
+  for (int s = 0; s < steps; ++s) {
+    const at::Tensor tokens = at::randint(0, 200, {8, 12}, gen, at::kLong);
+    at::Tensor labels = at::randint(0, 3, {8}, gen, at::kLong);
+    de::Batch batch;
+    batch.input = tokens;
+    batch.token_ids = tokens;
+    auto net = run.net;
+    run.results.push_back(run.trainer->step(batch, [&, net](const at::Tensor& input) {
+      at::Tensor l = de::ComputeLoss(loss, net->forward(input), labels);
+      return nan_batch ? l * std::numeric_limits<float>::quiet_NaN() : l;
+    }));
+  }
+  return run;
+}
+
+static de::AttackConfig DropAttack(const std::string& sparse, double p) {
+  de::AttackConfig c;
+  c.method = de::Method::kDropAttack;
+  c.k = 2;
+  c.seed = 5;
+  c.groups = {de::AttackGroup{{"embed.weight"}, 1.0, p, false, sparse}, de::AttackGroup{{"fc.weight"}, 0.3, p, false, "off"}};
+  return c;
+}
+
+static bool Equal(const Run& a, const Run& b) {
+  auto pa = a.net->named_parameters();
+  auto pb = b.net->named_parameters();
+  for (const auto& kv : pa) {
+    if (!at::equal(kv.value(), pb[kv.key()])) return false;
+  }
+  return true;
+}
+
+int main() {
+  at::set_num_threads(1);
+  {
+    Run sparse = Train(DropAttack("on", 0.5), 0.1, 4);
+    Run dense = Train(DropAttack("off", 0.5), 0.1, 4);
+    Check(Equal(sparse, dense), "row-sparse and dense embedding attacks train to identical parameters");
+    Check(!sparse.results[0].sparse_targets.empty() && dense.results[0].sparse_targets.empty(),
+          "the sparse run took the row-sparse path and the dense run did not");
+    Run autodetect = Train(DropAttack("auto", 0.5), 0.1, 4);
+    Check(Equal(autodetect, dense) && autodetect.results[0].sparse_targets.size() == 1,
+          "'auto' recognizes embed.weight as an embedding table");
+  }
+  {
+    de::AttackConfig none;
+    Run plain = Train(none, 0.3, 3);
+    Run p0 = Train(DropAttack("auto", 0.0), 0.1, 3);  // (1 + G) = 3 times the clean gradient
+    double worst = 0;
+    auto a = plain.net->named_parameters();
+    auto b = p0.net->named_parameters();
+    for (const auto& kv : a) worst = std::max(worst, (kv.value() - b[kv.key()]).abs().max().item<double>());
+    Check(worst < 1e-6, "DropAttack with p = 0 and lr / 3 equals plain training (max diff " + std::to_string(worst) + ")");
+  }
+  {
+    Run bad = Train(DropAttack("auto", 0.5), 0.1, 2, /*nan_batch=*/true);
+    torch::manual_seed(3);
+    TextNet fresh;
+    bool untouched = true;
+    auto now = bad.net->named_parameters();
+    for (const auto& kv : fresh.named_parameters()) untouched = untouched && at::equal(kv.value(), now[kv.key()]);
+    Check(!bad.results[0].applied && bad.results[0].reason.find("not finite") != std::string::npos,
+          "a NaN loss is reported as not applied");
+    Check(untouched && bad.trainer->global_step() == 0, "a NaN loss leaves every parameter unchanged");
+  }
+  {
+    std::string message;
+    try {
+      de::AttackConfig c = DropAttack("auto", 0.5);
+      c.groups[1].targets = {"fc.wieght"};
+      Train(c, 0.1, 1);
+    } catch (const c10::Error& e) {
+      message = e.what_without_backtrace();
+    }
+    Check(message.find("target 'fc.wieght' matches no parameter; the parameters are: embed.weight, fc.weight, fc.bias") !=
+              std::string::npos,
+          "an unknown target lists the parameters: " + message.substr(0, 120));
+  }
+  {
+    Check(de::MatchesTarget("fc.*", "fc.weight") && !de::MatchesTarget("fc.*", "embed.weight"), "glob targets");
+    Check(de::MatchesTarget("/^fc\\.w/", "fc.weight") && !de::MatchesTarget("/^fc\\.b$/", "fc.bias"), "regex targets");
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
