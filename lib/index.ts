@@ -50,3 +50,5 @@ export type {
   StepOptions,
   StepResult,
 } from './trainer';
+export { constantLR, stepLR, cosineLR, linearWarmup } from './schedule';
+export type { Schedule } from './schedule';
