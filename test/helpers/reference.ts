@@ -29,8 +29,14 @@ export interface Reference {
   read(t: TensorFile | { file: string; shape: number[] }, dtype?: 'float32' | 'int64'): Tensor;
 }
 
+const made: string[] = [];
+process.on('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function runReference(config: object): Reference {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-ref-'));
+  made.push(dir);
   const configPath = path.join(dir, 'config.json');
   fs.writeFileSync(configPath, JSON.stringify(config));
   const out = path.join(dir, 'out');
