@@ -38,7 +38,7 @@ export type {
 export { perturb, Perturbation, dropMask, philox4x32, releaseCachedBackups, cachedBackupBytes } from './perturb';
 export type { PerturbOptions, DropMaskOptions } from './perturb';
 export { Module } from './module';
-export type { ModuleOutput } from './module';
+export type { ModuleOutput, ModelSpec } from './module';
 export { Trainer, ATTACK_METHODS } from './trainer';
 export type {
   AttackMethod,

@@ -5,6 +5,77 @@ import { DType, Device, DTYPES, Tensor } from './tensor';
 /** What a model's forward returns: a tensor, or (nested) lists/tuples of values. */
 export type ModuleOutput = Tensor | number | boolean | string | null | ModuleOutput[];
 
+/** Options shared by the built-in models. */
+interface ModelBase {
+  /** Width of the output logits. Default 2. */
+  numClasses?: number;
+  /** Dropout in [0, 1), training only (where: see each model). Default 0. */
+  dropout?: number;
+}
+
+/** Shared by the text models; their forward takes (tokens int64 [B, T], lengths int64 [B]). */
+interface TextModelBase extends ModelBase {
+  /** Vocabulary size (may be omitted with pretrainedEmbedding). */
+  vocabSize?: number;
+  /** Embedding width (may be omitted with pretrainedEmbedding). */
+  embedDim?: number;
+  /** Embedding row that gets no gradient and starts at zero; -1 for none. Default 0. */
+  paddingIdx?: number;
+  /** Initial embedding table [vocabSize, embedDim] (e.g. GloVe vectors). */
+  pretrainedEmbedding?: Tensor;
+  /** Keep the embedding fixed (it stays `embed.weight`, without gradient). Default false. */
+  freezeEmbedding?: boolean;
+}
+
+/**
+ * A built-in model. Parameter names follow torch.nn (`embed.weight`,
+ * `rnn.weight_ih_l0`, `fc.weight`, ...), and every model saves as TorchScript that
+ * Python loads, runs and back-propagates through.
+ */
+export type ModelSpec =
+  | (TextModelBase & {
+      /** LSTM or GRU over packed variable-length sequences (any order of lengths). Dropout is between stacked layers. */
+      kind: 'textrnn';
+      cell?: 'lstm' | 'gru';
+      hiddenSize?: number;
+      numLayers?: number;
+      bidirectional?: boolean;
+      /** Dropout on the final hidden state before the classifier. */
+      outputDropout?: number;
+    })
+  | (TextModelBase & {
+      /** Kim (2014): parallel convolutions over the embeddings, max-pooled. Dropout on the pooled features. */
+      kind: 'textcnn';
+      numFilters?: number;
+      kernelSizes?: number[];
+    })
+  | (ModelBase & {
+      /** forward(x float [B, inputDim]); dropout after each hidden ReLU. */
+      kind: 'mlp';
+      inputDim: number;
+      hiddenSizes?: number[];
+    })
+  | (ModelBase & {
+      /** A small CNN for 1x28x28 images (MNIST); dropout before the classifier. */
+      kind: 'cnn28';
+      channels?: [number, number];
+    })
+  | (ModelBase & {
+      /** A ResNet for 3x32x32 images (CIFAR-10; 5 blocks per stage = ResNet-32), with batch norm. */
+      kind: 'resnet32';
+      width?: number;
+      blocksPerStage?: number;
+    });
+
+const MODEL_KEYS: Record<ModelSpec['kind'], string[]> = {
+  textrnn: ['cell', 'hiddenSize', 'numLayers', 'bidirectional', 'outputDropout'],
+  textcnn: ['numFilters', 'kernelSizes'],
+  mlp: ['inputDim', 'hiddenSizes'],
+  cnn28: ['channels'],
+  resnet32: ['width', 'blocksPerStage'],
+};
+const TEXT_KEYS = ['vocabSize', 'embedDim', 'paddingIdx', 'pretrainedEmbedding', 'freezeEmbedding'];
+
 /** Adds the caller's stack to a native rejection so errors point at the caller's line. */
 export async function withCallerStack<T>(promise: Promise<T>, caller: Error): Promise<T> {
   try {
@@ -38,6 +109,31 @@ export class Module {
   /** @internal */
   constructor(handle: NativeModule) {
     this.handle = handle;
+  }
+
+  /**
+   * Builds a built-in model with deterministic initial weights from `seed` (PyTorch's
+   * default initializations). It is a TorchScript module like any loaded one.
+   */
+  static build(spec: ModelSpec, options?: { seed?: number | bigint }): Module {
+    const where = 'Module.build';
+    if (!is.isPlainObject(spec)) throw is.invalidType(where, 'model', 'a model description object', spec);
+    const kind = is.oneOf(where, 'kind', (spec as { kind?: unknown }).kind, Object.keys(MODEL_KEYS) as ModelSpec['kind'][]);
+    const text = kind === 'textrnn' || kind === 'textcnn';
+    is.options(where, spec, ['kind', 'numClasses', 'dropout', ...(text ? TEXT_KEYS : []), ...MODEL_KEYS[kind]]);
+    const o = is.options<{ seed: number | bigint }>(where, options, ['seed']);
+    const native_: Record<string, unknown> = { ...spec };
+    const pre = (spec as { pretrainedEmbedding?: unknown }).pretrainedEmbedding;
+    if (pre !== undefined) {
+      if (!(pre instanceof Tensor)) throw is.invalidType(where, 'pretrainedEmbedding', 'a Tensor', pre);
+      native_.pretrainedEmbedding = pre.handle;
+    }
+    for (const key of ['dropout', 'outputDropout']) {
+      const v = (spec as Record<string, unknown>)[key];
+      if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v < 1))) throw is.invalidRange(where, key, 'a number in [0, 1)', v);
+    }
+    const seed = o.seed === undefined ? 0 : is.uint64(where, 'seed', o.seed);
+    return new Module(native.moduleBuild(native_, seed));
   }
 
   /** Opens a TorchScript file. Rejects with a TorchError for a missing, truncated or non-TorchScript file. */

@@ -157,6 +157,7 @@ export interface Binding {
   moduleIsTraining(m: NativeModule): boolean;
   moduleTo(m: NativeModule, device: Opt<string>, dtype: Opt<string>): void;
   moduleIsBusy(m: NativeModule): boolean;
+  moduleBuild(spec: object, seed: number | bigint): NativeModule;
 
   trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object): NativeTrainer;
   trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<NativeStepResult>;

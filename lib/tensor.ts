@@ -479,14 +479,22 @@ export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
 
+// By tag, not instanceof: typed arrays from another realm (a vm context, a worker's
+// transferred data, jest's sandbox) are still typed arrays.
+const TYPED_ARRAY_DTYPES: Record<string, DType> = {
+  Float32Array: 'float32',
+  Float64Array: 'float64',
+  Int32Array: 'int32',
+  BigInt64Array: 'int64',
+  Uint8Array: 'uint8',
+  Uint8ClampedArray: 'uint8',
+  Int8Array: 'int32',
+  Int16Array: 'int32',
+};
+
 function typedArrayDtype(data: ArrayBufferView): DType | null {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Float64Array) return 'float64';
-  if (data instanceof Int32Array) return 'int32';
-  if (data instanceof BigInt64Array) return 'int64';
-  if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) return 'uint8';
-  if (data instanceof Int8Array || data instanceof Int16Array) return 'int32';
-  return null;
+  const tag = Object.prototype.toString.call(data).slice(8, -1);
+  return TYPED_ARRAY_DTYPES[tag] ?? null;
 }
 
 function flatten(where: string, data: NestedArray): { values: (number | boolean)[]; shape: number[]; bool: boolean } {
@@ -541,7 +549,7 @@ export function tensor(data: ArrayBufferView | NestedArray, options?: TensorOpti
       throw new RangeError(`${where}: shape [${shape.join(', ')}] holds ${count} elements but data has ${ta.length}`);
     }
     const buffer = ta.buffer as ArrayBufferLike & { resizable?: boolean };
-    const shareable = !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) && buffer.resizable !== true;
+    const shareable = Object.prototype.toString.call(buffer) === '[object ArrayBuffer]' && buffer.resizable !== true;
     result = new Tensor(native.fromBuffer(ta, shape, dtype, shareable));
   } else if (typeof data === 'number' || typeof data === 'boolean' || Array.isArray(data)) {
     const flat = flatten(where, data);

@@ -33,12 +33,6 @@ std::string Int(int64_t v) { return std::to_string(v); }
 
 std::string Bool(bool v) { return v ? "True" : "False"; }
 
-std::string IntList(const std::vector<int64_t>& v) {
-  std::string r = "[";
-  for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + Int(v[i]);
-  return r + "]";
-}
-
 std::string Vec(const std::vector<int64_t>& v) {
   std::string r = "{";
   for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + Int(v[i]);
