@@ -22,6 +22,9 @@ export {
   crossEntropy,
   mseLoss,
   DTYPES,
+  manualSeed,
+  globalGeneratorState,
+  setGlobalGeneratorState,
 } from './tensor';
 export type {
   DType,
@@ -52,3 +55,5 @@ export type {
 } from './trainer';
 export { constantLR, stepLR, cosineLR, linearWarmup } from './schedule';
 export type { Schedule } from './schedule';
+export { fit, evaluate } from './fit';
+export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics, Logger, LogEvent } from './fit';

@@ -163,6 +163,11 @@ export interface Binding {
   trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<NativeStepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;
+  trainerSaveState(t: NativeTrainer, path: string): Promise<void>;
+  trainerLoadState(t: NativeTrainer, path: string): Promise<void>;
+  manualSeed(seed: number | bigint): void;
+  globalGeneratorState(): T;
+  setGlobalGeneratorState(state: T): void;
   cachedBackupBytes(): number;
 }
 

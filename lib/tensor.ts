@@ -688,3 +688,18 @@ export class Generator {
     native.generatorSetState(this.handle, handleOf('Generator.setState', 'state', state));
   }
 }
+
+/** Seeds LibTorch's global CPU generator (used by dropout inside models and by random ops without a generator). */
+export function manualSeed(seed: number | bigint): void {
+  native.manualSeed(is.uint64('manualSeed', 'seed', seed));
+}
+
+/** The global CPU generator's state (for checkpoints). */
+export function globalGeneratorState(): Tensor {
+  return new Tensor(native.globalGeneratorState());
+}
+
+/** Restores the global CPU generator's state. */
+export function setGlobalGeneratorState(state: Tensor): void {
+  native.setGlobalGeneratorState(handleOf('setGlobalGeneratorState', 'state', state));
+}

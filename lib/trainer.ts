@@ -256,6 +256,18 @@ export class Trainer {
     native.trainerSetGlobalStep(this.handle, is.integer('Trainer.globalStep', 'step', step, 0));
   }
 
+  /** Writes the optimizer's state (moments, momentum buffers) and the global step to a file. */
+  saveState(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Trainer.saveState', 'path', 'a file path', path);
+    return withCallerStack(native.trainerSaveState(this.handle, path), new Error());
+  }
+
+  /** Restores what {@link saveState} wrote. */
+  loadState(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Trainer.loadState', 'path', 'a file path', path);
+    return withCallerStack(native.trainerLoadState(this.handle, path), new Error());
+  }
+
   /** The resolved targets of each attack group. */
   get targets(): string[][] {
     return native.trainerInfo(this.handle).targets;

@@ -47,6 +47,30 @@ Napi::Value GeneratorSetState(Info info) {
   g->value().set_state(state);
   return info.Env().Undefined();
 }
+// The global CPU generator (dropout and other random ops inside models draw from it).
+Napi::Value GlobalSeed(Info info) {
+  const uint64_t seed = ArgUint64(info, 0, "manualSeed", "seed");
+  at::Generator g = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_current_seed(seed);
+  return info.Env().Undefined();
+}
+
+Napi::Value GlobalGetState(Info info) {
+  at::Generator g = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return Tensor::Wrap(info.Env(), g.get_state());
+}
+
+Napi::Value GlobalSetState(Info info) {
+  const at::Tensor& state = ArgTensor(info, 0, "setGlobalGeneratorState", "state");
+  TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(),
+              "setGlobalGeneratorState: state must be a uint8 CPU tensor from globalGeneratorState()");
+  at::Generator g = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+  return info.Env().Undefined();
+}
 }  // namespace
 
 void Generator::Init(Napi::Env env, Napi::Object exports) {
@@ -55,6 +79,9 @@ void Generator::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("generatorNew", Napi::Function::New(env, &Guard<GeneratorNew>, "generatorNew"));
   exports.Set("generatorSeed", Napi::Function::New(env, &Guard<GeneratorSeed>, "generatorSeed"));
   exports.Set("generatorGetState", Napi::Function::New(env, &Guard<GeneratorGetState>, "generatorGetState"));
+  exports.Set("manualSeed", Napi::Function::New(env, &Guard<GlobalSeed>, "manualSeed"));
+  exports.Set("globalGeneratorState", Napi::Function::New(env, &Guard<GlobalGetState>, "globalGeneratorState"));
+  exports.Set("setGlobalGeneratorState", Napi::Function::New(env, &Guard<GlobalSetState>, "setGlobalGeneratorState"));
   exports.Set("generatorSetState", Napi::Function::New(env, &Guard<GeneratorSetState>, "generatorSetState"));
 }
 

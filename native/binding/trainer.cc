@@ -1,5 +1,7 @@
 #include "trainer.h"
 
+#include <torch/serialize.h>
+
 #include "common.h"
 #include "tensor.h"
 
@@ -285,6 +287,49 @@ Napi::Value SetGlobalStep(Info info) {
   state->trainer->set_global_step(s);
   return info.Env().Undefined();
 }
+// trainerSaveState(trainer, path) -> Promise<void>: the optimizer's state (moments,
+// momentum buffers, step counts) and the global step, for checkpoints.
+Napi::Value SaveState(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgTrainer(info, 0, "Trainer.saveState");
+  const std::string path = ArgString(info, 1, "Trainer.saveState", "path");
+  if (state->module->busy) throw TorchError(env, "Trainer.saveState: a step is running; await it first");
+  state->module->busy = true;
+  state->module->busy_with = "saving the optimizer state";
+  return PromiseWorker::Start(
+      env, "dropattack.trainerSaveState",
+      [state, path] {
+        torch::serialize::OutputArchive archive;
+        state->trainer->optimizer().save(archive);
+        archive.write("dropattack_global_step", at::tensor({state->trainer->global_step()}, at::kLong));
+        archive.save_to(path);
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->module->busy = false; });
+}
+
+// trainerLoadState(trainer, path) -> Promise<void>
+Napi::Value LoadState(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgTrainer(info, 0, "Trainer.loadState");
+  const std::string path = ArgString(info, 1, "Trainer.loadState", "path");
+  if (state->module->busy) throw TorchError(env, "Trainer.loadState: a step is running; await it first");
+  state->module->busy = true;
+  state->module->busy_with = "loading the optimizer state";
+  return PromiseWorker::Start(
+      env, "dropattack.trainerLoadState",
+      [state, path] {
+        torch::serialize::InputArchive archive;
+        try {
+          archive.load_from(path);
+        } catch (const c10::Error& e) {
+          throw std::runtime_error("Trainer.loadState: cannot read '" + path + "': " + e.what_without_backtrace());
+        }
+        state->trainer->optimizer().load(archive);
+        at::Tensor step;
+        if (archive.try_read("dropattack_global_step", step)) state->trainer->set_global_step(step.item<int64_t>());
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->module->busy = false; });
+}
 }  // namespace
 
 void Trainer::Init(Napi::Env env, Napi::Object exports) {
@@ -293,6 +338,8 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerNew", Napi::Function::New(env, &Guard<CreateTrainer>, "trainerNew"));
   exports.Set("trainerStep", Napi::Function::New(env, &Guard<Step>, "trainerStep"));
   exports.Set("trainerInfo", Napi::Function::New(env, &Guard<InfoOf>, "trainerInfo"));
+  exports.Set("trainerSaveState", Napi::Function::New(env, &Guard<SaveState>, "trainerSaveState"));
+  exports.Set("trainerLoadState", Napi::Function::New(env, &Guard<LoadState>, "trainerLoadState"));
   exports.Set("trainerSetGlobalStep", Napi::Function::New(env, &Guard<SetGlobalStep>, "trainerSetGlobalStep"));
 }
 

@@ -1,0 +1,334 @@
+// The training loop: epochs, validation, metrics, checkpoints (atomic), early stopping,
+// callbacks, loggers and exact resume. Each batch is one native call (Trainer.step).
+import * as fs from 'fs';
+import * as path from 'path';
+
+import * as is from './is';
+import { Module } from './module';
+import { Schedule } from './schedule';
+import { crossEntropy, globalGeneratorState, setGlobalGeneratorState, tensor, Tensor } from './tensor';
+import { StepResult, Trainer } from './trainer';
+
+/** One batch: the model's forward arguments and the target. */
+export interface Batch {
+  inputs: Tensor[];
+  target: Tensor;
+}
+
+/**
+ * The batches of one epoch. Called with the epoch number (from 1) so a seeded source
+ * gives the same order on a resumed run as on an uninterrupted one.
+ */
+export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
+
+/** A training event for loggers. */
+export interface LogEvent {
+  kind: 'batch' | 'epoch' | 'run-start' | 'run-end';
+  step: number;
+  epoch: number;
+  batch?: number;
+  batches?: number;
+  values: Record<string, number>;
+  time: number;
+  message?: string;
+}
+
+/** Receives training events (progress bars, JSONL, TensorBoard). */
+export interface Logger {
+  log(event: LogEvent): void;
+  close(): Promise<void>;
+}
+
+/** Evaluation metrics of a classifier. */
+export interface Metrics {
+  loss: number;
+  accuracy: number;
+  macroF1: number;
+  examples: number;
+}
+
+/** What one epoch did. */
+export interface EpochRecord {
+  epoch: number;
+  /** Mean clean loss of the applied steps. */
+  trainLoss: number;
+  /** Mean adversarial loss per attack group. */
+  trainAdversarialLoss: number[];
+  steps: number;
+  notApplied: number;
+  skippedAttacks: number;
+  seconds: number;
+  validation?: Metrics;
+}
+
+export interface FitOptions {
+  epochs: number;
+  train: BatchSource;
+  validation?: BatchSource;
+  /** Learning rate per optimizer step. */
+  schedule?: Schedule;
+  clipGradNorm?: number;
+  /** Micro-batches per optimizer step (gradient accumulation). Default 1. */
+  accumulate?: number;
+  /** Keep the best model by a metric, and the last state for resuming. */
+  checkpoint?: { dir: string; monitor?: string; mode?: 'min' | 'max' };
+  /** Stop when `monitor` has not improved by minDelta for `patience` epochs. */
+  earlyStopping?: { monitor: string; patience: number; minDelta?: number; mode?: 'min' | 'max' };
+  /** Resume from a checkpoint directory's `last` state (model, optimizer, RNG, epoch, step). */
+  resume?: string;
+  loggers?: Logger[];
+  onBatchEnd?: (info: { epoch: number; batch: number; result: StepResult }) => void | Promise<void>;
+  onEpochEnd?: (record: EpochRecord) => void | Promise<void>;
+  /** Stops after the current batch when aborted; the last checkpoint stays intact. */
+  signal?: AbortSignal;
+}
+
+export interface FitResult {
+  history: EpochRecord[];
+  best: { epoch: number; value: number; monitor: string; dir: string } | null;
+  stoppedEarly: boolean;
+  aborted: boolean;
+}
+
+const CHECKPOINT_VERSION = 1;
+
+/** Accuracy, macro-F1 and mean cross-entropy of a classifier over batches (eval mode, no grad). */
+export async function evaluate(module: Module, batches: Iterable<Batch> | AsyncIterable<Batch>): Promise<Metrics> {
+  const wasTraining = module.training;
+  module.eval();
+  let lossSum = 0;
+  let n = 0;
+  let correct = 0;
+  const confusion = new Map<string, number>();
+  const classes = new Set<number>();
+  try {
+    for await (const b of batches) {
+      const out = (await module.forward(b.inputs)) as Tensor;
+      const count = b.target.shape[0];
+      lossSum += crossEntropy(out, b.target).item() * count;
+      const pred = out.argmax(1).toTypedArray() as BigInt64Array;
+      const truth = b.target.toTypedArray() as BigInt64Array;
+      for (let i = 0; i < count; i++) {
+        const p = Number(pred[i]);
+        const t = Number(truth[i]);
+        classes.add(p);
+        classes.add(t);
+        if (p === t) correct++;
+        const key = `${t},${p}`;
+        confusion.set(key, (confusion.get(key) ?? 0) + 1);
+      }
+      n += count;
+    }
+  } finally {
+    module.train(wasTraining);
+  }
+  if (n === 0) throw new RangeError('evaluate: the batches hold no examples');
+  let f1 = 0;
+  for (const c of classes) {
+    let tp = 0;
+    let fp = 0;
+    let fn = 0;
+    for (const [key, v] of confusion) {
+      const [t, p] = key.split(',').map(Number);
+      if (t === c && p === c) tp += v;
+      else if (p === c) fp += v;
+      else if (t === c) fn += v;
+    }
+    f1 += tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
+  }
+  return { loss: lossSum / n, accuracy: correct / n, macroF1: f1 / classes.size, examples: n };
+}
+
+/** Replaces directory `target` with the complete directory `staging` so that at every moment one complete copy exists. */
+function replaceDir(staging: string, target: string): void {
+  const old = `${target}.old`;
+  fs.rmSync(old, { recursive: true, force: true });
+  if (fs.existsSync(target)) fs.renameSync(target, old);
+  fs.renameSync(staging, target);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+interface SavedState {
+  version: number;
+  epoch: number;
+  globalStep: number;
+  history: EpochRecord[];
+  best: FitResult['best'];
+  bad: number;
+}
+
+async function writeCheckpoint(trainer: Trainer, dir: string, name: string, state: SavedState): Promise<string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const staging = path.join(dir, `.staging-${name}-${process.pid}`);
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging);
+  await trainer.module.save(path.join(staging, 'model.pt'));
+  await trainer.saveState(path.join(staging, 'optimizer.pt'));
+  fs.writeFileSync(path.join(staging, 'rng.bin'), Buffer.from((globalGeneratorState().toTypedArray() as Uint8Array).buffer));
+  // state.json last: a directory with it is complete.
+  const json = path.join(staging, 'state.json');
+  const fd = fs.openSync(json, 'w');
+  fs.writeSync(fd, JSON.stringify(state, null, 2));
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  const target = path.join(dir, name);
+  replaceDir(staging, target);
+  return target;
+}
+
+/** Where a checkpoint directory's complete `last` state is (the `.old` copy if a replace was cut short). */
+function findLast(dir: string): string {
+  for (const candidate of [path.join(dir, 'last'), path.join(dir, 'last.old')]) {
+    if (fs.existsSync(path.join(candidate, 'state.json'))) return candidate;
+  }
+  throw new Error(`fit: no checkpoint to resume in '${dir}' (expected ${path.join(dir, 'last', 'state.json')})`);
+}
+
+async function restoreCheckpoint(trainer: Trainer, dir: string): Promise<SavedState> {
+  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as SavedState;
+  if (state.version !== CHECKPOINT_VERSION) throw new Error(`fit: checkpoint '${dir}' has version ${state.version}, expected ${CHECKPOINT_VERSION}`);
+  const saved = await Module.load(path.join(dir, 'model.pt'));
+  trainer.module.loadStateDict(saved.stateDict());
+  await trainer.loadState(path.join(dir, 'optimizer.pt'));
+  const rng = fs.readFileSync(path.join(dir, 'rng.bin'));
+  setGlobalGeneratorState(tensor(Uint8Array.from(rng)));
+  return state;
+}
+
+function metricValue(name: string, record: EpochRecord): number | undefined {
+  switch (name) {
+    case 'train.loss':
+      return record.trainLoss;
+    case 'val.loss':
+      return record.validation?.loss;
+    case 'val.accuracy':
+      return record.validation?.accuracy;
+    case 'val.macroF1':
+      return record.validation?.macroF1;
+    default:
+      throw new TypeError(`fit: unknown metric '${name}' (known: train.loss, val.loss, val.accuracy, val.macroF1)`);
+  }
+}
+
+const defaultMode = (metric: string): 'min' | 'max' => (metric.endsWith('loss') ? 'min' : 'max');
+
+/**
+ * Trains for `epochs` epochs: one native step per batch, validation after each epoch,
+ * the best model kept by a metric, early stopping, callbacks and loggers. With
+ * `checkpoint`, `<dir>/last` holds everything needed to resume exactly (model, optimizer,
+ * RNG, epoch, step) and `<dir>/best` the best model; both are replaced atomically.
+ */
+export async function fit(trainer: Trainer, options: FitOptions): Promise<FitResult> {
+  const where = 'fit';
+  if (!(trainer instanceof Trainer)) throw is.invalidType(where, 'trainer', 'a Trainer', trainer);
+  const o = is.options<FitOptions>(where, options, [
+    'epochs', 'train', 'validation', 'schedule', 'clipGradNorm', 'accumulate', 'checkpoint', 'earlyStopping', 'resume', 'loggers', 'onBatchEnd', 'onEpochEnd', 'signal',
+  ]);
+  const epochs = is.integer(where, 'epochs', o.epochs, 1);
+  if (typeof o.train !== 'function') throw is.invalidType(where, 'train', 'a function (epoch) => batches', o.train);
+  if (o.validation !== undefined && typeof o.validation !== 'function') throw is.invalidType(where, 'validation', 'a function (epoch) => batches', o.validation);
+  const accumulate = o.accumulate === undefined ? 1 : is.integer(where, 'accumulate', o.accumulate, 1);
+  const loggers = o.loggers ?? [];
+  const monitor = o.checkpoint?.monitor ?? (o.validation ? 'val.accuracy' : 'train.loss');
+  const mode = o.checkpoint?.mode ?? defaultMode(monitor);
+  const stopMonitor = o.earlyStopping?.monitor;
+  if (o.earlyStopping) {
+    is.integer(where, 'earlyStopping.patience', o.earlyStopping.patience, 1);
+    metricValue(o.earlyStopping.monitor, { epoch: 0, trainLoss: 0, trainAdversarialLoss: [], steps: 0, notApplied: 0, skippedAttacks: 0, seconds: 0 });
+  }
+
+  let state: SavedState = { version: CHECKPOINT_VERSION, epoch: 0, globalStep: 0, history: [], best: null, bad: 0 };
+  if (o.resume !== undefined) {
+    state = await restoreCheckpoint(trainer, findLast(o.resume));
+  }
+  const started = Date.now();
+  const emit = (e: Omit<LogEvent, 'time'>) => loggers.forEach((l) => l.log({ ...e, time: Date.now() - started }));
+  emit({ kind: 'run-start', step: trainer.globalStep, epoch: state.epoch, values: {} });
+  let stoppedEarly = false;
+  let aborted = false;
+  for (let epoch = state.epoch + 1; epoch <= epochs && !stoppedEarly && !aborted; epoch++) {
+    const t0 = Date.now();
+    let lossSum = 0;
+    let advSum: number[] = [];
+    let applied = 0;
+    let notApplied = 0;
+    let skippedAttacks = 0;
+    let batch = 0;
+    let micro = 0;
+    for await (const b of o.train(epoch)) {
+      micro++;
+      const last = micro % accumulate === 0;
+      const lr = o.schedule ? o.schedule(trainer.globalStep) : undefined;
+      const r = await trainer.step(b.inputs, b.target, {
+        ...(lr !== undefined ? { lr } : {}),
+        ...(o.clipGradNorm !== undefined ? { clipGradNorm: o.clipGradNorm } : {}),
+        ...(accumulate > 1 ? { accumulate: !last, lossScale: 1 / accumulate } : {}),
+      });
+      batch++;
+      if (r.applied || r.accumulated) {
+        lossSum += r.cleanLoss;
+        if (advSum.length === 0) advSum = r.groupLosses.map(() => 0);
+        r.groupLosses.forEach((v, k) => (advSum[k] += v));
+        applied++;
+      } else {
+        notApplied++;
+      }
+      skippedAttacks += r.skipped.reduce((a, c) => a + c, 0);
+      const values: Record<string, number> = { loss: r.cleanLoss, lr: r.lr, gradNorm: r.gradNorm };
+      r.groupLosses.forEach((v, k) => (values[`adv_loss_${k}`] = v));
+      emit({ kind: 'batch', step: trainer.globalStep, epoch, batch, values });
+      if (o.onBatchEnd) await o.onBatchEnd({ epoch, batch, result: r });
+      if (o.signal?.aborted) {
+        aborted = true;
+        break;
+      }
+    }
+    if (aborted) break;
+    const record: EpochRecord = {
+      epoch,
+      trainLoss: applied ? lossSum / applied : NaN,
+      trainAdversarialLoss: advSum.map((v) => v / Math.max(applied, 1)),
+      steps: applied,
+      notApplied,
+      skippedAttacks,
+      seconds: (Date.now() - t0) / 1000,
+    };
+    if (o.validation) record.validation = await evaluate(trainer.module, o.validation(epoch));
+    state.history.push(record);
+    state.epoch = epoch;
+    state.globalStep = trainer.globalStep;
+    const values: Record<string, number> = { 'train/loss': record.trainLoss };
+    record.trainAdversarialLoss.forEach((v, k) => (values[`train/adv_loss_${k}`] = v));
+    if (record.validation) {
+      values['val/loss'] = record.validation.loss;
+      values['val/accuracy'] = record.validation.accuracy;
+      values['val/macroF1'] = record.validation.macroF1;
+    }
+    emit({ kind: 'epoch', step: trainer.globalStep, epoch, values });
+    // Best model and early stopping.
+    const current = metricValue(monitor, record);
+    const improved =
+      current !== undefined && !Number.isNaN(current) && (state.best === null || (mode === 'max' ? current > state.best.value : current < state.best.value));
+    if (improved && o.checkpoint) {
+      const dir = await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state);
+      state.best = { epoch, value: current as number, monitor, dir };
+    } else if (improved) {
+      state.best = { epoch, value: current as number, monitor, dir: '' };
+    }
+    if (o.earlyStopping && stopMonitor) {
+      const value = metricValue(stopMonitor, record);
+      const history = state.history.slice(0, -1).map((h) => metricValue(stopMonitor, h)).filter((v): v is number => v !== undefined);
+      const m = o.earlyStopping.mode ?? defaultMode(stopMonitor);
+      const delta = o.earlyStopping.minDelta ?? 0;
+      const bestBefore = history.length === 0 ? undefined : m === 'max' ? Math.max(...history) : Math.min(...history);
+      const better = value !== undefined && (bestBefore === undefined || (m === 'max' ? value > bestBefore + delta : value < bestBefore - delta));
+      state.bad = better ? 0 : state.bad + 1;
+      if (state.bad >= o.earlyStopping.patience) stoppedEarly = true;
+    }
+    if (o.checkpoint) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
+    if (o.onEpochEnd) await o.onEpochEnd(record);
+  }
+  emit({ kind: 'run-end', step: trainer.globalStep, epoch: state.epoch, values: {} });
+  await Promise.all(loggers.map((l) => l.close()));
+  return { history: state.history, best: state.best, stoppedEarly, aborted };
+}
