@@ -5,31 +5,14 @@
 // usable and not busy. (moduleSave is left out: random paths would write files.)
 import * as path from 'path';
 
-import { TorchError } from '../lib';
+import { badThrow } from './helpers/errors';
 import { native, NativeModule, NativeTensor } from '../lib/native';
 import { runReference } from './helpers/reference';
 
 type Fn = (...args: unknown[]) => unknown;
 const binding = native as unknown as Record<string, Fn>;
 
-function learnCtor(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { constructor?: unknown }).constructor;
-  }
-  throw new Error('setup: expected a throw');
-}
-const NativeTypeError = learnCtor(() => binding.shape(undefined)) as new () => Error;
-const NativeRangeError = learnCtor(() => binding.setNumThreads(0)) as new () => Error;
-const ALLOWED = [TypeError, RangeError, TorchError, NativeTypeError, NativeRangeError];
-
-function bad(e: unknown): string | null {
-  if (Object.prototype.toString.call(e) !== '[object Error]') return `threw a non-Error: ${String(e)}`;
-  if (!ALLOWED.some((C) => e instanceof C)) return `threw ${(e as Error).name}: ${(e as Error).message}`;
-  if (/Exception raised from|frame #\d/.test((e as Error).message)) return 'message carries a C++ backtrace';
-  return null;
-}
+const bad = badThrow;
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;

@@ -15,46 +15,10 @@ import * as path from 'path';
 
 import { native, NativeGenerator, NativePerturbation, NativeTensor } from '../lib/native';
 import { TorchError } from '../lib/errors';
+import { badThrow, NativeTypeError } from './helpers/errors';
 
 type Fn = (...args: unknown[]) => unknown;
 const binding = native as unknown as Record<string, Fn>;
-
-// ---------------------------------------------------------------------------------
-// Error classification. N-API creates TypeError/RangeError in Node's main context,
-// while jest runs this file in a vm context: the native errors' constructors are the
-// main realm's. Learn them from two calls known to fail.
-function learnCtor(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { constructor?: unknown }).constructor;
-  }
-  throw new Error('fuzz setup: expected a throw');
-}
-const NativeTypeError = learnCtor(() => binding.shape(undefined)) as new () => Error;
-const NativeRangeError = learnCtor(() => binding.setNumThreads(0)) as new () => Error;
-const ALLOWED: Array<new (...a: never[]) => Error> = [TypeError, RangeError, TorchError, NativeTypeError, NativeRangeError];
-
-/** Why a thrown value is not acceptable, or null when it is. */
-function badThrow(e: unknown): string | null {
-  if (typeof e !== 'object' || e === null) return `threw a non-object: ${String(e)}`;
-  if (Object.prototype.toString.call(e) !== '[object Error]') return `threw a non-Error object: ${safeString(e)}`;
-  if (!ALLOWED.some((C) => e instanceof C)) {
-    return `threw ${(e as Error).constructor?.name ?? '?'} (${(e as Error).name}), not TypeError/RangeError/TorchError: ${(e as Error).message}`;
-  }
-  const msg = (e as Error).message;
-  if (typeof msg !== 'string' || msg.length === 0) return 'threw an error with an empty message';
-  if (/Exception raised from|frame #\d/.test(msg)) return `message carries a C++ backtrace: ${msg.slice(0, 300)}`;
-  return null;
-}
-
-function safeString(v: unknown): string {
-  try {
-    return String(v);
-  } catch {
-    return Object.prototype.toString.call(v);
-  }
-}
 
 // ---------------------------------------------------------------------------------
 // Seeded PRNG (mulberry32).

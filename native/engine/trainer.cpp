@@ -225,20 +225,7 @@ struct StepRun {
     }
   }
 
-  void RestoreAll() {
-    at::NoGradGuard no_grad;
-    while (!undo.empty()) {
-      Undo& u = undo.back();
-      const auto t0 = Clock::now();
-      if (u.original.defined()) {
-        u.target.copy_(u.original);
-      } else {
-        ops::restore(u.target, u.state);
-      }
-      result.times.perturb += Seconds(t0, Clock::now());
-      undo.pop_back();
-    }
-  }
+  void RestoreAll() { RestoreTo(0); }
 
   // Restores the entries above `mark` on the undo stack, newest first.
   void RestoreTo(size_t mark) {
@@ -432,18 +419,26 @@ struct StepRun {
     return out;
   }
 
-  bool RunDropAttack() {
-    const AttackConfig& a = tr.attack_;
+  // The clean pass, then copies of the clean gradients of the targets of every group
+  // after the first (the first group reads them straight from .grad). False when the
+  // clean loss is not finite.
+  bool CleanPass(std::vector<std::vector<at::Tensor>>* clean_end) {
     result.clean_loss = Pass(1.0);
     if (failed) {
       Fail("the clean loss is not finite");
       return false;
     }
-    // Snapshots of the clean gradients are only needed for groups after the first.
-    std::vector<std::vector<at::Tensor>> clean_end(a.groups.size());
-    for (size_t g = 1; g < a.groups.size(); ++g) {
-      for (const auto& t : tr.targets_[g]) clean_end[g].push_back(Grad(t).clone());
+    clean_end->assign(tr.attack_.groups.size(), {});
+    for (size_t g = 1; g < tr.attack_.groups.size(); ++g) {
+      for (const auto& t : tr.targets_[g]) (*clean_end)[g].push_back(Grad(t).clone());
     }
+    return true;
+  }
+
+  bool RunDropAttack() {
+    const AttackConfig& a = tr.attack_;
+    std::vector<std::vector<at::Tensor>> clean_end;
+    if (!CleanPass(&clean_end)) return false;
     const double k = static_cast<double>(a.k);
     for (size_t g = 0; g < a.groups.size(); ++g) {
       const AttackGroup& group = a.groups[g];
@@ -488,15 +483,8 @@ struct StepRun {
 
   bool RunPGD() {
     const AttackConfig& a = tr.attack_;
-    result.clean_loss = Pass(1.0);
-    if (failed) {
-      Fail("the clean loss is not finite");
-      return false;
-    }
-    std::vector<std::vector<at::Tensor>> clean_end(a.groups.size());
-    for (size_t g = 1; g < a.groups.size(); ++g) {
-      for (const auto& t : tr.targets_[g]) clean_end[g].push_back(Grad(t).clone());
-    }
+    std::vector<std::vector<at::Tensor>> clean_end;
+    if (!CleanPass(&clean_end)) return false;
     for (size_t g = 0; g < a.groups.size(); ++g) {
       const AttackGroup& group = a.groups[g];
       const auto& targets = tr.targets_[g];
