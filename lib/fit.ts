@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import * as is from './is';
+import { Logger, LogEvent } from './logging/types';
 import { Module } from './module';
 import { Schedule } from './schedule';
 import { crossEntropy, globalGeneratorState, setGlobalGeneratorState, tensor, Tensor } from './tensor';
@@ -20,24 +21,6 @@ export interface Batch {
  * gives the same order on a resumed run as on an uninterrupted one.
  */
 export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
-
-/** A training event for loggers. */
-export interface LogEvent {
-  kind: 'batch' | 'epoch' | 'run-start' | 'run-end';
-  step: number;
-  epoch: number;
-  batch?: number;
-  batches?: number;
-  values: Record<string, number>;
-  time: number;
-  message?: string;
-}
-
-/** Receives training events (progress bars, JSONL, TensorBoard). */
-export interface Logger {
-  log(event: LogEvent): void;
-  close(): Promise<void>;
-}
 
 /** Evaluation metrics of a classifier. */
 export interface Metrics {
@@ -255,7 +238,9 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     let skippedAttacks = 0;
     let batch = 0;
     let micro = 0;
-    for await (const b of o.train(epoch)) {
+    const source = o.train(epoch);
+    const batches = Array.isArray(source) ? source.length : undefined;
+    for await (const b of source) {
       micro++;
       const last = micro % accumulate === 0;
       const lr = o.schedule ? o.schedule(trainer.globalStep) : undefined;
@@ -276,7 +261,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       skippedAttacks += r.skipped.reduce((a, c) => a + c, 0);
       const values: Record<string, number> = { loss: r.cleanLoss, lr: r.lr, gradNorm: r.gradNorm };
       r.groupLosses.forEach((v, k) => (values[`adv_loss_${k}`] = v));
-      emit({ kind: 'batch', step: trainer.globalStep, epoch, batch, values });
+      emit({ kind: 'batch', step: trainer.globalStep, epoch, batch, ...(batches !== undefined ? { batches } : {}), values });
       if (o.onBatchEnd) await o.onBatchEnd({ epoch, batch, result: r });
       if (o.signal?.aborted) {
         aborted = true;

@@ -56,4 +56,6 @@ export type {
 export { constantLR, stepLR, cosineLR, linearWarmup } from './schedule';
 export type { Schedule } from './schedule';
 export { fit, evaluate } from './fit';
-export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics, Logger, LogEvent } from './fit';
+export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './fit';
+export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger, crc32c, maskedCrc32c } from './logging';
+export type { Logger, LogEvent, ProgressOptions, ProgressStream, TensorBoardOptions } from './logging';
