@@ -59,3 +59,4 @@ export { fit, evaluate } from './fit';
 export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './fit';
 export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger, crc32c, maskedCrc32c } from './logging';
 export type { Logger, LogEvent, ProgressOptions, ProgressStream, TensorBoardOptions } from './logging';
+export * from './data';

@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf 'dropattack setup: %s\n' "$*"; }
 
-PACKAGES=(libtorch-dev libopenblas0-pthread python3-torch)
+PACKAGES=(libtorch-dev libopenblas0-pthread python3-torch dataset-fashion-mnist)
 
 if [ -z "${TORCH_DIR:-}" ] && command -v dpkg-query >/dev/null 2>&1; then
   missing=()
