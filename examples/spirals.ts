@@ -1,4 +1,4 @@
-// The demo: a small MLP on a noisy two-spiral problem, trained with plain SGD and with
+// The low-level API at work: a small MLP on a noisy two-spiral problem, trained with plain SGD and with
 // DropAttack (masked weight adversarial training) on its input and hidden layers, on the
 // same data and seed. Prints the losses per epoch and the held-out accuracy of each.
 //
