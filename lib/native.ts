@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TorchError } from './errors';
+import type { StepResult } from './trainer';
 
 /** An opaque native tensor handle. */
 export interface NativeTensor {
@@ -57,19 +58,6 @@ export interface PerturbationInfo {
   sparse: boolean;
   restored: boolean;
   backupBytes: number;
-}
-
-export interface NativeStepResult {
-  cleanLoss: number;
-  groupLosses: number[];
-  skipped: number[];
-  gradNorm: number;
-  lr: number;
-  applied: boolean;
-  accumulated: boolean;
-  reason: string | null;
-  sparseTargets: string[];
-  times?: { forward: number; backward: number; perturb: number; optimizer: number };
 }
 
 export interface Binding {
@@ -160,7 +148,7 @@ export interface Binding {
   moduleBuild(spec: object, seed: number | bigint): NativeModule;
 
   trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object): NativeTrainer;
-  trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<NativeStepResult>;
+  trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;
   trainerSaveState(t: NativeTrainer, path: string): Promise<void>;

@@ -1,6 +1,6 @@
 import * as is from './is';
 import { withCallerStack, Module } from './module';
-import { native, NativeStepResult, NativeTrainer } from './native';
+import { native, NativeTrainer } from './native';
 import { Tensor } from './tensor';
 
 /** Training methods; see docs/methods.md for their exact definitions. */
@@ -243,7 +243,7 @@ export class Trainer {
       native_.tokenIds = o.tokenIds.handle;
     }
     return withCallerStack(
-      native.trainerStep(this.handle, list.map((t) => t.handle), target.handle, native_) as Promise<NativeStepResult>,
+      native.trainerStep(this.handle, list.map((t) => t.handle), target.handle, native_),
       new Error(),
     );
   }

@@ -5,6 +5,7 @@
 // usable and not busy. (moduleSave is left out: random paths would write files.)
 import * as path from 'path';
 
+import { mulberry32 } from '../lib/data/random';
 import { badThrow } from './helpers/errors';
 import { native, NativeModule, NativeTensor } from '../lib/native';
 import { runReference } from './helpers/reference';
@@ -14,21 +15,12 @@ const binding = native as unknown as Record<string, Fn>;
 
 const bad = badThrow;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xfa11);
 
 describe('engine fuzz', () => {
   let module: NativeModule;
-  const rnd = prng(SEED);
+  const rnd = mulberry32(SEED);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const t = (shape: number[], dtype = 'float32'): NativeTensor =>
     dtype === 'int64' ? native.full(shape, 1, 'int64', 'cpu') : native.randn(shape, dtype, 'cpu', null);

@@ -15,23 +15,13 @@ import * as path from 'path';
 
 import { native, NativeGenerator, NativePerturbation, NativeTensor } from '../lib/native';
 import { TorchError } from '../lib/errors';
+import { mulberry32 } from '../lib/data/random';
 import { badThrow, NativeTypeError } from './helpers/errors';
 
 type Fn = (...args: unknown[]) => unknown;
 const binding = native as unknown as Record<string, Fn>;
 
 // ---------------------------------------------------------------------------------
-// Seeded PRNG (mulberry32).
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : 0x5eed2024;
 const CALLS_PER_FN = process.env.FUZZ_CALLS !== undefined ? Number(process.env.FUZZ_CALLS) : 400;
