@@ -293,3 +293,29 @@ afterAll(() => {
   // Temporary directories are left for inspection only when a test failed.
   void os.tmpdir();
 });
+
+describe('traced TorchScript', () => {
+  test('a torch.jit.trace model loads, runs and trains like a scripted one', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-trace-'));
+    const script = [
+      'import sys, json, torch',
+      'torch.manual_seed(0)',
+      'm = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))',
+      'x = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 10',
+      't = torch.jit.trace(m, x); t.save(sys.argv[1])',
+      'print(json.dumps(t(x).reshape(-1).tolist()))',
+    ].join('\n');
+    const file = path.join(dir, 'traced.pt');
+    const expected = JSON.parse(execFileSync(PYTHON, ['-c', script, file], { encoding: 'utf8' })) as number[];
+    const module = await Module.load(file);
+    expect([...module.namedParameters().keys()]).toEqual(['0.weight', '0.bias', '2.weight', '2.bias']);
+    const x = tensor(Float32Array.from({ length: 12 }, (_, k) => k / 10), { shape: [3, 4] });
+    const out = Array.from(((await module.forward(x)) as Tensor).toTypedArray() as Float32Array);
+    expected.forEach((v, k) => expect(Math.abs(v - out[k])).toBeLessThan(1e-6));
+    const trainer = new Trainer(module, { optimizer: { type: 'sgd', lr: 0.1 }, attack: { method: 'dropattack', groups: [{ targets: '0.weight', epsilon: 0.1, p: 0.5 }] } });
+    const r = await trainer.step(x, tensor(new BigInt64Array([0n, 1n, 0n])));
+    expect(r.applied).toBe(true);
+    expect(r.groupLosses[0]).toBeGreaterThan(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
