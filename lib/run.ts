@@ -20,7 +20,8 @@ import { Batch, evaluate, fit, FitResult, Metrics } from './fit';
 import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './logging';
 import { Module, ModelSpec } from './module';
 import { constantLR, cosineLR, linearWarmup, Schedule, stepLR } from './schedule';
-import { manualSeed, setNumThreads, Tensor } from './index';
+import { setNumThreads } from './backends';
+import { manualSeed, Tensor } from './tensor';
 import { AttackConfig, Trainer, TrainerOptions } from './trainer';
 
 /** The schema of a run configuration (see docs/cli.md). */
