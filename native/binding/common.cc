@@ -191,6 +191,59 @@ std::vector<int64_t> ArgDims(const Napi::CallbackInfo& info, size_t i, const cha
   return ReadIntArray(info, v, fn, name);
 }
 
+double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, where + "." + key + " must be a number, got " + Describe(v));
+  const double x = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(x)) throw Napi::RangeError::New(env, where + "." + key + " must be finite, got " + Describe(v));
+  return x;
+}
+
+int64_t IntField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  const double x = NumberField(env, o, where, key, 0);
+  if (std::floor(x) != x || std::fabs(x) > 1e12) {
+    throw Napi::RangeError::New(env, where + "." + key + " must be an integer, got " + Describe(v));
+  }
+  return static_cast<int64_t>(x);
+}
+
+bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(env, where + "." + key + " must be a boolean, got " + Describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key,
+                        const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) throw Napi::TypeError::New(env, where + "." + key + " must be a string, got " + Describe(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> IntListField(Napi::Env env, Napi::Object o, const std::string& where, const char* key,
+                                  std::vector<int64_t> fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  const std::string name = where + "." + key;
+  if (!v.IsArray()) throw Napi::TypeError::New(env, name + " must be an array of integers, got " + Describe(v));
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > 64) throw Napi::RangeError::New(env, name + " has too many entries");
+  std::vector<int64_t> out;
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value e = a.Get(k);
+    if (!e.IsNumber()) throw Napi::TypeError::New(env, name + " must be an array of integers, got " + Describe(e));
+    const double x = e.As<Napi::Number>().DoubleValue();
+    if (std::floor(x) != x || std::fabs(x) > 1e9) throw Napi::RangeError::New(env, name + " entries must be integers, got " + Describe(e));
+    out.push_back(static_cast<int64_t>(x));
+  }
+  return out;
+}
+
 at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
   Napi::Value v = Arg(info, i);
   if (!v.IsString()) ThrowType(info.Env(), fn, name, "a dtype name", v);

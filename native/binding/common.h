@@ -84,6 +84,16 @@ std::vector<int64_t> ArgShape(const Napi::CallbackInfo& info, size_t i, const ch
 /// Array of integers (dims, may be negative); null/undefined -> empty with *given=false.
 std::vector<int64_t> ArgDims(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
                              bool* given);
+// Readers of option objects: `where` names the object in messages ("optimizer",
+// "model"); undefined or null gives the fallback.
+double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, double fallback);
+int64_t IntField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, int64_t fallback);
+bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, bool fallback);
+std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key,
+                        const std::string& fallback);
+std::vector<int64_t> IntListField(Napi::Env env, Napi::Object o, const std::string& where, const char* key,
+                                  std::vector<int64_t> fallback);
+
 at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 /// A live Tensor handle.

@@ -213,42 +213,6 @@ Napi::Value To(Info info) {
   return info.Env().Undefined();
 }
 
-std::vector<int64_t> IntList(Napi::Env env, Napi::Object o, const char* key, std::vector<int64_t> fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  const std::string where = std::string("model.") + key;
-  if (!v.IsArray()) throw Napi::TypeError::New(env, where + " must be an array of integers, got " + Describe(v));
-  Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() > 64) throw Napi::RangeError::New(env, where + " has too many entries");
-  std::vector<int64_t> out;
-  for (uint32_t k = 0; k < a.Length(); ++k) {
-    Napi::Value e = a.Get(k);
-    if (!e.IsNumber()) throw Napi::TypeError::New(env, where + " must be an array of integers, got " + Describe(e));
-    const double x = e.As<Napi::Number>().DoubleValue();
-    if (std::floor(x) != x || std::fabs(x) > 1e9) throw Napi::RangeError::New(env, where + " entries must be integers, got " + Describe(e));
-    out.push_back(static_cast<int64_t>(x));
-  }
-  return out;
-}
-
-int64_t IntField(Napi::Env env, Napi::Object o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("model.") + key + " must be an integer, got " + Describe(v));
-  const double x = v.As<Napi::Number>().DoubleValue();
-  if (std::floor(x) != x || std::fabs(x) > 1e12) {
-    throw Napi::RangeError::New(env, std::string("model.") + key + " must be an integer, got " + Describe(v));
-  }
-  return static_cast<int64_t>(x);
-}
-
-double RealField(Napi::Env env, Napi::Object o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("model.") + key + " must be a number, got " + Describe(v));
-  return v.As<Napi::Number>().DoubleValue();
-}
-
 // moduleBuild(spec: object, seed) -> NativeModule (a built-in model; see engine/models.h)
 Napi::Value Build(Info info) {
   Napi::Env env = info.Env();
@@ -257,45 +221,31 @@ Napi::Value Build(Info info) {
   Napi::Object o = sv.As<Napi::Object>();
   const uint64_t seed = ArgUint64(info, 1, "Module.build", "seed");
   engine::ModelSpec spec;
-  Napi::Value kind = o.Get("kind");
-  if (!kind.IsString()) throw Napi::TypeError::New(env, "model.kind must be a string, got " + Describe(kind));
-  spec.kind = kind.As<Napi::String>().Utf8Value();
-  spec.num_classes = IntField(env, o, "numClasses", spec.num_classes);
-  spec.dropout = RealField(env, o, "dropout", spec.dropout);
-  spec.vocab_size = IntField(env, o, "vocabSize", spec.vocab_size);
-  spec.embed_dim = IntField(env, o, "embedDim", spec.embed_dim);
-  spec.padding_idx = IntField(env, o, "paddingIdx", spec.padding_idx);
+  spec.kind = StringField(env, o, "model", "kind", "");
+  spec.num_classes = IntField(env, o, "model", "numClasses", spec.num_classes);
+  spec.dropout = NumberField(env, o, "model", "dropout", spec.dropout);
+  spec.vocab_size = IntField(env, o, "model", "vocabSize", spec.vocab_size);
+  spec.embed_dim = IntField(env, o, "model", "embedDim", spec.embed_dim);
+  spec.padding_idx = IntField(env, o, "model", "paddingIdx", spec.padding_idx);
   Napi::Value pre = o.Get("pretrainedEmbedding");
   if (!pre.IsUndefined() && !pre.IsNull()) {
     Tensor* t = UnwrapAs<Tensor>(env, pre, Data(env).tensor_class);
     if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "model.pretrainedEmbedding must be a live Tensor, got " + Describe(pre));
     spec.pretrained_embedding = t->value();
   }
-  Napi::Value freeze = o.Get("freezeEmbedding");
-  if (!freeze.IsUndefined() && !freeze.IsNull()) {
-    if (!freeze.IsBoolean()) throw Napi::TypeError::New(env, "model.freezeEmbedding must be a boolean, got " + Describe(freeze));
-    spec.freeze_embedding = freeze.As<Napi::Boolean>().Value();
-  }
-  Napi::Value cell = o.Get("cell");
-  if (!cell.IsUndefined() && !cell.IsNull()) {
-    if (!cell.IsString()) throw Napi::TypeError::New(env, "model.cell must be 'lstm' or 'gru', got " + Describe(cell));
-    spec.cell = cell.As<Napi::String>().Utf8Value();
-  }
-  spec.hidden_size = IntField(env, o, "hiddenSize", spec.hidden_size);
-  spec.num_layers = IntField(env, o, "numLayers", spec.num_layers);
-  Napi::Value bi = o.Get("bidirectional");
-  if (!bi.IsUndefined() && !bi.IsNull()) {
-    if (!bi.IsBoolean()) throw Napi::TypeError::New(env, "model.bidirectional must be a boolean, got " + Describe(bi));
-    spec.bidirectional = bi.As<Napi::Boolean>().Value();
-  }
-  spec.output_dropout = RealField(env, o, "outputDropout", spec.output_dropout);
-  spec.num_filters = IntField(env, o, "numFilters", spec.num_filters);
-  spec.kernel_sizes = IntList(env, o, "kernelSizes", spec.kernel_sizes);
-  spec.input_dim = IntField(env, o, "inputDim", spec.input_dim);
-  spec.hidden_sizes = IntList(env, o, "hiddenSizes", spec.hidden_sizes);
-  spec.channels = IntList(env, o, "channels", spec.channels);
-  spec.width = IntField(env, o, "width", spec.width);
-  spec.blocks_per_stage = IntField(env, o, "blocksPerStage", spec.blocks_per_stage);
+  spec.freeze_embedding = BoolField(env, o, "model", "freezeEmbedding", spec.freeze_embedding);
+  spec.cell = StringField(env, o, "model", "cell", spec.cell);
+  spec.hidden_size = IntField(env, o, "model", "hiddenSize", spec.hidden_size);
+  spec.num_layers = IntField(env, o, "model", "numLayers", spec.num_layers);
+  spec.bidirectional = BoolField(env, o, "model", "bidirectional", spec.bidirectional);
+  spec.output_dropout = NumberField(env, o, "model", "outputDropout", spec.output_dropout);
+  spec.num_filters = IntField(env, o, "model", "numFilters", spec.num_filters);
+  spec.kernel_sizes = IntListField(env, o, "model", "kernelSizes", spec.kernel_sizes);
+  spec.input_dim = IntField(env, o, "model", "inputDim", spec.input_dim);
+  spec.hidden_sizes = IntListField(env, o, "model", "hiddenSizes", spec.hidden_sizes);
+  spec.channels = IntListField(env, o, "model", "channels", spec.channels);
+  spec.width = IntField(env, o, "model", "width", spec.width);
+  spec.blocks_per_stage = IntField(env, o, "model", "blocksPerStage", spec.blocks_per_stage);
   auto state = std::make_shared<ModuleState>();
   state->module = engine::build_model(spec, seed);
   return Module::Wrap(env, state);

@@ -11,32 +11,6 @@ namespace binding {
 namespace {
 using Info = const Napi::CallbackInfo&;
 
-// Readers of option objects; `where` names the object for messages ("optimizer", ...).
-Napi::Value Field(Napi::Object o, const char* key) { return o.Get(key); }
-
-double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, double fallback) {
-  Napi::Value v = Field(o, key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, where + "." + key + " must be a number, got " + Describe(v));
-  const double x = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(x)) throw Napi::RangeError::New(env, where + "." + key + " must be finite, got " + Describe(v));
-  return x;
-}
-
-bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, bool fallback) {
-  Napi::Value v = Field(o, key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsBoolean()) throw Napi::TypeError::New(env, where + "." + key + " must be a boolean, got " + Describe(v));
-  return v.As<Napi::Boolean>().Value();
-}
-
-std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key, const std::string& fallback) {
-  Napi::Value v = Field(o, key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsString()) throw Napi::TypeError::New(env, where + "." + key + " must be a string, got " + Describe(v));
-  return v.As<Napi::String>().Utf8Value();
-}
-
 Napi::Object ObjectArg(Info info, size_t i, const char* fn, const char* name) {
   Napi::Value v = Arg(info, i);
   if (!v.IsObject() || v.IsArray()) ThrowType(info.Env(), fn, name, "an object", v);
@@ -52,7 +26,7 @@ engine::OptimizerSpec ReadOptimizer(Napi::Env env, Napi::Object o) {
   s.nesterov = BoolField(env, o, w, "nesterov", false);
   s.dampening = NumberField(env, o, w, "dampening", 0);
   s.weight_decay = NumberField(env, o, w, "weightDecay", s.type == "adamw" ? 0.01 : 0.0);
-  Napi::Value betas = Field(o, "betas");
+  Napi::Value betas = o.Get("betas");
   if (!betas.IsUndefined() && !betas.IsNull()) {
     if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) {
       throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers, got " + Describe(betas));
@@ -79,7 +53,7 @@ engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
   a.alpha = NumberField(env, o, w, "alpha", a.alpha);
   a.rho = NumberField(env, o, w, "rho", a.rho);
   a.eta = NumberField(env, o, w, "eta", a.eta);
-  Napi::Value seed = Field(o, "seed");
+  Napi::Value seed = o.Get("seed");
   if (seed.IsBigInt()) {
     bool lossless = false;
     a.seed = seed.As<Napi::BigInt>().Uint64Value(&lossless);
@@ -89,7 +63,7 @@ engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
     if (s < 0 || s != std::floor(s) || s > 9007199254740991.0) throw Napi::RangeError::New(env, "attack.seed must be a non-negative integer");
     a.seed = static_cast<uint64_t>(s);
   }
-  Napi::Value groups = Field(o, "groups");
+  Napi::Value groups = o.Get("groups");
   if (!groups.IsUndefined() && !groups.IsNull()) {
     if (!groups.IsArray()) throw Napi::TypeError::New(env, "attack.groups must be an array, got " + Describe(groups));
     Napi::Array ga = groups.As<Napi::Array>();
@@ -99,7 +73,7 @@ engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
       if (!gv.IsObject() || gv.IsArray()) throw Napi::TypeError::New(env, gw + " must be an object, got " + Describe(gv));
       Napi::Object go = gv.As<Napi::Object>();
       engine::AttackGroup group;
-      Napi::Value targets = Field(go, "targets");
+      Napi::Value targets = go.Get("targets");
       if (!targets.IsArray()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(targets));
       Napi::Array ta = targets.As<Napi::Array>();
       for (uint32_t t = 0; t < ta.Length(); ++t) {
@@ -125,7 +99,7 @@ engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
   }
   l.label_smoothing = NumberField(env, o, "loss", "labelSmoothing", 0);
   if (l.label_smoothing < 0 || l.label_smoothing > 1) throw Napi::RangeError::New(env, "loss.labelSmoothing must be in [0, 1]");
-  Napi::Value w = Field(o, "classWeights");
+  Napi::Value w = o.Get("classWeights");
   if (!w.IsUndefined() && !w.IsNull()) {
     Tensor* t = UnwrapAs<Tensor>(env, w, Data(env).tensor_class);
     if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "loss.classWeights must be a live Tensor, got " + Describe(w));
@@ -223,7 +197,7 @@ Napi::Value Step(Info info) {
   options.time_phases = BoolField(env, o, "step options", "timePhases", false);
   engine::Batch batch;
   batch.input = (*inputs)[0];
-  Napi::Value ids = Field(o, "tokenIds");
+  Napi::Value ids = o.Get("tokenIds");
   if (!ids.IsUndefined() && !ids.IsNull()) {
     Tensor* t = UnwrapAs<Tensor>(env, ids, Data(env).tensor_class);
     if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "step options.tokenIds must be a live Tensor, got " + Describe(ids));
