@@ -286,6 +286,8 @@ export interface RunOptions {
   loggers?: Logger[];
   /** Progress output stream (default stdout). */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Stops training after the current batch (fit's `signal`); the summary covers the finished epochs. */
+  signal?: AbortSignal;
 }
 
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
@@ -319,9 +321,11 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     ...(config.output.checkpoint ? { checkpoint: { dir: path.join(dir, 'checkpoints'), monitor: config.training.monitor } } : {}),
     ...(config.training.earlyStopping ? { earlyStopping: config.training.earlyStopping } : {}),
     loggers,
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   const seconds = (Date.now() - started) / 1000;
   const last = result.history[result.history.length - 1];
+  if (last === undefined) throw new Error(`run '${config.name}' was aborted before its first epoch ended`);
   const summary: RunSummary = {
     name: config.name,
     label,
