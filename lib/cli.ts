@@ -12,6 +12,7 @@ const USAGE = `usage:
   dropattack train   --config run.json [--set key=value ...]
   dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--set key=value ...]
   dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--set key=value ...]
+  dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
 
 --set overrides a field of the configuration: --set training.epochs=3 --set attack.groups[0].epsilon=2
 See docs/cli.md for the configuration.`;
@@ -98,6 +99,7 @@ export function formatTable(runs: RunSummary[]): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'serve') return (await import('./serve')).serveMain(argv.slice(1));
   const args = parseArgs(argv);
   const config = parseRunConfig(readConfigFile(args.config as string), args.set);
   if (args.command === 'eval') {
