@@ -18,6 +18,10 @@ Two implementations of the same algorithm (docs/methods.md, `dropattack`):
 One process runs one (configuration, method, implementation); it reports per-step times
 (median of the measured steps, after warm-up), per-phase times measured the same way as
 the project's `times` (forward, backward, perturb, optimizer), and VmHWM.
+
+--device cuda runs it on a GPU (scripts/gpu-check.sh does): each step's time then ends
+with torch.cuda.synchronize(), while the phase times are host-side times of asynchronous
+launches.
 """
 import argparse
 import json
@@ -219,29 +223,37 @@ def main():
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; lengths stay on the CPU, as pack_padded_sequence wants")
     ap.add_argument("--json")
     a = ap.parse_args()
     cfg = CONFIGS[a.config]
     warmup = cfg["warmup"] if a.warmup is None else a.warmup
     steps = cfg["steps"] if a.steps is None else a.steps
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: torch.cuda.is_available() is false")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.RandomState(a.seed)
-    model = build(cfg)
+    model = build(cfg).to(device)
     model.train()
     named = dict(model.named_parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     method = METHODS[a.method]
     k = method.get("k", 1)
     groups = [[(named[t], g["epsilon"], g["p"])] for g in cfg["groups"] for t in [g["target"]]] if method["attack"] else []
-    batches = [(torch.from_numpy(x), torch.from_numpy(l), torch.from_numpy(y)) for x, l, y in make_batches(cfg, a.seed)]
+    batches = [(torch.from_numpy(x).to(device), torch.from_numpy(l), torch.from_numpy(y).to(device))
+               for x, l, y in make_batches(cfg, a.seed)]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     fn = step_plain if not method["attack"] else (step_careful if a.impl == "careful" else step_notebook)
     step_times, phases = [], []
     for s in range(warmup + steps):
         x, lengths, y = batches[s % len(batches)]
         tm = Timer()
+        sync()
         t0 = time.perf_counter()
         fn(model, opt, x, lengths, y, tm, groups=groups, k=k, rng=rng)
+        sync()
         dt = time.perf_counter() - t0
         if s >= warmup:
             step_times.append(dt)
@@ -251,6 +263,7 @@ def main():
         "config": a.config,
         "method": a.method,
         "threads": torch.get_num_threads(),
+        "device": str(device),
         "warmup": warmup,
         "stepSeconds": step_times,
         "phases": phases,
