@@ -1,30 +1,39 @@
 #!/usr/bin/env bash
 # One-command set-up, safe to run again: quick when everything is in place.
-#  1. Debian packages (LibTorch, OpenBLAS, Python's torch for fixtures and the peer):
-#     installed when missing and running as root; otherwise the exact apt-get line.
+#  1. Debian packages: the test fixtures' (python3-torch, dataset-fashion-mnist) and, unless
+#     another LibTorch is found (scripts/find-torch.js), LibTorch's (libtorch-dev,
+#     libopenblas0-pthread); installed when missing and running as root, otherwise the exact
+#     apt-get line. Skipped when TORCH_DIR is set.
 #  2. npm dependencies (npm ci) when node_modules is missing or older than the lockfile.
-#  3. The native addon (cmake-js) when missing or older than its sources.
+#  3. The native addon (cmake-js) when missing, older than its sources, or built against
+#     another LibTorch than TORCH_DIR; it says which LibTorch it builds against.
 #  4. The TypeScript build (dist/) when missing or older than its sources.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf 'dropattack setup: %s\n' "$*"; }
 
-PACKAGES=(libtorch-dev libopenblas0-pthread python3-torch dataset-fashion-mnist)
+TEST_PACKAGES=(python3-torch dataset-fashion-mnist)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 if [ -z "${TORCH_DIR:-}" ] && command -v dpkg-query >/dev/null 2>&1; then
+  wanted=("${TEST_PACKAGES[@]}")
+  if installed libtorch-dev; then
+    wanted+=(libopenblas0-pthread)
+  elif ! node scripts/find-torch.js --quiet >/dev/null; then
+    # No LibTorch anywhere (find-torch.js exits 2 only for a bad TORCH_DIR, unset here).
+    wanted+=(libtorch-dev libopenblas0-pthread)
+  fi
   missing=()
-  for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$pkg")
-    fi
+  for pkg in "${wanted[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       say "installing ${missing[*]}"
       export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq
-      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+      apt-get -o DPkg::Lock::Timeout=900 update -qq
+      apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
       say "missing Debian packages: ${missing[*]}" >&2
       say "install them with:" >&2
@@ -32,9 +41,6 @@ if [ -z "${TORCH_DIR:-}" ] && command -v dpkg-query >/dev/null 2>&1; then
       exit 1
     fi
   fi
-elif [ -z "${TORCH_DIR:-}" ]; then
-  say "no dpkg here: set TORCH_DIR to a LibTorch's share/cmake/Torch directory" >&2
-  exit 1
 fi
 
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -43,9 +49,22 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
 fi
 
 addon=build/Release/dropattack.node
-if [ ! -f "$addon" ] || [ -n "$(find native CMakeLists.txt package.json -newer "$addon" -type f -print -quit)" ]; then
+# The LibTorch the build was configured with, and the one asked for (TORCH_DIR: cheap to
+# resolve; otherwise discovery runs only when a build is due, as it may import torch).
+cached_torch=$(sed -n 's/^Torch_DIR:[A-Z]*=//p' build/CMakeCache.txt 2>/dev/null || true)
+torch_dir=
+if [ -n "${TORCH_DIR:-}" ]; then
+  torch_dir=$(node scripts/find-torch.js --quiet) || exit 1 # it says what is wrong with TORCH_DIR
+fi
+if [ ! -f "$addon" ] || [ -n "$(find native CMakeLists.txt package.json -newer "$addon" -type f -print -quit)" ] ||
+  { [ -n "$torch_dir" ] && [ "$torch_dir" != "$cached_torch" ]; }; then
+  torch_dir=$(node scripts/find-torch.js) || exit 1
+  command=compile
+  if [ -n "$cached_torch" ] && [ "$cached_torch" != "$torch_dir" ]; then
+    command=rebuild # another LibTorch: configure from scratch
+  fi
   say "building the native addon"
-  npx --no-install cmake-js compile -O build --parallel "$(nproc 2>/dev/null || echo 2)" >build.log 2>&1 || {
+  TORCH_DIR="$torch_dir" npx --no-install cmake-js "$command" -O build --parallel "$(nproc 2>/dev/null || echo 2)" >build.log 2>&1 || {
     tail -50 build.log >&2
     say "native build failed (full log: build.log)" >&2
     exit 1
