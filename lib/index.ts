@@ -3,8 +3,8 @@
  * @packageDocumentation
  */
 export { TorchError } from './errors';
-export { backends, getNumThreads, setNumThreads } from './backends';
-export type { BackendsInfo } from './backends';
+export { backends, getJitOptions, getNumThreads, setJitOptions, setNumThreads } from './backends';
+export type { BackendsInfo, JitOptions } from './backends';
 export {
   Tensor,
   Generator,

@@ -60,9 +60,17 @@ export interface PerturbationInfo {
   backupBytes: number;
 }
 
+/** How TorchScript executes forwards (see docs/jit.md). */
+export interface JitOptions {
+  executor: 'simple' | 'profiling' | 'legacy';
+  fuser: 'none' | 'tensorexpr';
+}
+
 export interface Binding {
   setErrorClass(cls: new (message: string) => Error): void;
   backends(): BackendsInfo;
+  setJitOptions(o: Partial<JitOptions>): JitOptions;
+  getJitOptions(): JitOptions;
   setNumThreads(n: number): void;
   getNumThreads(): number;
 
@@ -147,7 +155,7 @@ export interface Binding {
   moduleIsBusy(m: NativeModule): boolean;
   moduleBuild(spec: object, seed: number | bigint): NativeModule;
 
-  trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object): NativeTrainer;
+  trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object, settings: object): NativeTrainer;
   trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;

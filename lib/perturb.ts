@@ -1,6 +1,6 @@
 import * as is from './is';
 import { native, NativePerturbation } from './native';
-import { Device, Tensor } from './tensor';
+import { Device, Tensor, deviceArg } from './tensor';
 
 /** Options of {@link perturb}. */
 export interface PerturbOptions {
@@ -117,7 +117,7 @@ export function dropMask(numel: number, options: DropMaskOptions): Tensor {
   const p = is.inRange(where, 'p', o.p, 0, 1);
   const seed = o.seed === undefined ? 0 : is.uint64(where, 'seed', o.seed);
   const counter = o.counter === undefined ? 0 : is.uint64(where, 'counter', o.counter);
-  const device = o.device === undefined ? 'cpu' : is.oneOf(where, 'device', o.device, ['cpu', 'cuda'] as const);
+  const device = o.device === undefined ? 'cpu' : deviceArg(where, o.device);
   return new Tensor(native.dropMask(n, p, seed, counter, device));
 }
 

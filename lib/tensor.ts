@@ -19,7 +19,8 @@ function dtypeArg(where: string, value: unknown): DType {
   return is.oneOf(where, 'dtype', value, DTYPES);
 }
 
-function deviceArg(where: string, value: unknown): Device {
+/** Checks a device name (`'cpu'`, `'cuda'`, `'cuda:N'`); the native side checks that it exists. */
+export function deviceArg(where: string, value: unknown): Device {
   if (typeof value !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(value)) {
     throw is.invalidType(where, 'device', "'cpu', 'cuda' or 'cuda:N'", value);
   }

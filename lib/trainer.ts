@@ -72,6 +72,13 @@ export interface TrainerOptions {
   attack?: AttackConfig;
   /** Default: cross-entropy. */
   loss?: LossConfig;
+  /**
+   * `'bf16'`: every forward pass (clean and adversarial) runs under LibTorch's autocast to
+   * bfloat16 on the parameters' device (CUDA, or CPU where LibTorch supports it); the
+   * loss, the gradients, the perturbations and the optimizer stay in the parameters' own
+   * dtype (fp32 master weights). Default `'off'`.
+   */
+  autocast?: 'off' | 'bf16';
 }
 
 export interface StepOptions {
@@ -208,7 +215,7 @@ export class Trainer {
 
   constructor(module: Module, options: TrainerOptions) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
-    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss']);
+    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss', 'autocast']);
     if (o.optimizer === undefined) throw new TypeError('Trainer: optimizer is required');
     this.module = module;
     this.handle = native.trainerNew(
@@ -216,6 +223,7 @@ export class Trainer {
       validateOptimizer(o.optimizer),
       validateAttack(o.attack ?? { method: 'none' }),
       validateLoss(o.loss),
+      { autocast: o.autocast === undefined ? 'off' : is.oneOf('Trainer', 'autocast', o.autocast, ['off', 'bf16'] as const) },
     );
   }
 

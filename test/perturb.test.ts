@@ -1,4 +1,5 @@
 import {
+  backends,
   dropMask,
   getNumThreads,
   perturb,
@@ -257,8 +258,23 @@ describe('perturb: bad input', () => {
     const t = randomTensor([3, 4], 53).transpose(0, 1);
     expect(() => perturb(t, randomTensor([4, 3], 54), { epsilon: 1 })).toThrow(/target must be contiguous/);
   });
-  test('a CUDA device is refused clearly on a CPU build', () => {
+  const cuda = backends().cuda;
+  (cuda ? test.skip : test)('a CUDA device is refused clearly on a build or machine without CUDA', () => {
     expect(() => dropMask(4, { p: 0.5, device: 'cuda' })).toThrow(TorchError);
+    expect(() => dropMask(4, { p: 0.5, device: 'cuda:1' })).toThrow(TorchError);
+  });
+  (cuda ? test : test.skip)('dropMask on cuda:N equals the CPU mask bit for bit', () => {
+    const n = 1_000_003;
+    const cpu = dropMask(n, { p: 0.37, seed: 11n, counter: 5n });
+    for (let k = 0; k < backends().cudaDeviceCount; ++k) {
+      const dev = dropMask(n, { p: 0.37, seed: 11n, counter: 5n, device: `cuda:${k}` });
+      expect(dev.device).toBe(`cuda:${k}`);
+      expect(Buffer.from(dev.to('cpu').toTypedArray().buffer).equals(Buffer.from(cpu.toTypedArray().buffer))).toBe(true);
+    }
+  });
+  test('dropMask names a malformed device', () => {
+    expect(() => dropMask(4, { p: 0.5, device: 'gpu' as never })).toThrow(/device/);
+    expect(() => dropMask(4, { p: 0.5, device: 'cuda:x' as never })).toThrow(/device/);
   });
   test.each([
     [{ epsilon: -1 }, RangeError, /epsilon/],

@@ -72,6 +72,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Perturbation::Init(env, exports);
   Module::Init(env, exports);
   Trainer::Init(env, exports);
+  InitJit(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, &Guard<SetErrorClass>, "setErrorClass"));
   exports.Set("backends", Napi::Function::New(env, &Guard<Backends>, "backends"));
   exports.Set("setNumThreads", Napi::Function::New(env, &Guard<SetNumThreads>, "setNumThreads"));

@@ -44,6 +44,26 @@ struct InstanceData {
 
 InstanceData& Data(Napi::Env env);
 
+/// How TorchScript runs a module's forward (process-wide; see docs/jit.md).
+///  - kSimple: no graph optimization: the graph runs op by op through the dispatcher, as
+///    eager PyTorch does, and autograd records every op (the default: predictable, and
+///    the same on every LibTorch).
+///  - kProfiling: LibTorch's default executor: profiling runs, then shape specialization,
+///    differentiable subgraphs and (with a fuser) fused kernels.
+///  - kLegacy: the older optimizing executor without profiling.
+enum class JitExecutor { kSimple = 0, kProfiling = 1, kLegacy = 2 };
+struct JitSettings {
+  std::atomic<int> executor{static_cast<int>(JitExecutor::kSimple)};
+  std::atomic<bool> fuser{false};  // TensorExpr fusion (CPU needs LibTorch built with LLVM)
+};
+JitSettings& Jit();
+/// Installs the process-wide part of the settings (executor mode, fusers).
+void ApplyJitGlobals();
+/// Installs the thread-local part (graph optimization on/off) on the calling thread:
+/// called at the start of every job on a worker thread and by every synchronous forward.
+void ApplyJitToThisThread();
+void InitJit(Napi::Env env, Napi::Object exports);
+
 /// A JS TorchError (or a plain Error before the class is registered).
 Napi::Error TorchError(Napi::Env env, const std::string& message);
 
@@ -143,6 +163,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
+      ApplyJitToThisThread();
       work_();
     } catch (const c10::Error& e) {
       SetError(e.what_without_backtrace());

@@ -1,8 +1,11 @@
 #include "trainer.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/serialize.h>
+#include <torch/version.h>
 
 #include "common.h"
+#include "engine/io.h"
 #include "tensor.h"
 
 namespace dropattack {
@@ -91,6 +94,59 @@ engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
   return a;
 }
 
+// Autocast of one forward pass to bfloat16 on the parameters' device. The region ends
+// (and its cache of casted weights is cleared) before the engine perturbs or restores a
+// parameter in place, so no pass can see a stale cast.
+class AutocastScope {
+ public:
+  AutocastScope(bool on, at::DeviceType device) : on_(on), device_(device) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    was_enabled_ = at::autocast::is_autocast_enabled(device_);
+    was_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(device_, true);
+#else
+    if (device_ == at::kCUDA) {
+      was_enabled_ = at::autocast::is_enabled();
+      was_dtype_ = at::autocast::get_autocast_gpu_dtype();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      was_enabled_ = at::autocast::is_cpu_enabled();
+      was_dtype_ = at::autocast::get_autocast_cpu_dtype();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, was_dtype_);
+#else
+    if (device_ == at::kCUDA) {
+      at::autocast::set_enabled(was_enabled_);
+      at::autocast::set_autocast_gpu_dtype(was_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(was_enabled_);
+      at::autocast::set_autocast_cpu_dtype(was_dtype_);
+    }
+#endif
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool on_;
+  at::DeviceType device_;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
 engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
   engine::LossSpec l;
   l.type = StringField(env, o, "loss", "type", "cross_entropy");
@@ -126,6 +182,14 @@ Napi::Value CreateTrainer(Info info) {
   auto state = std::make_shared<TrainerState>();
   state->module = module;
   state->loss = loss;
+  Napi::Value settings = Arg(info, 4);
+  if (settings.IsObject() && !settings.IsArray()) {
+    const std::string autocast = StringField(env, settings.As<Napi::Object>(), "Trainer", "autocast", "off");
+    if (autocast != "off" && autocast != "bf16") {
+      throw Napi::RangeError::New(env, "Trainer: autocast must be 'off' or 'bf16', got '" + autocast + "'");
+    }
+    state->autocast_bf16 = autocast == "bf16";
+  }
   state->trainer = std::make_unique<engine::Trainer>(std::move(params), std::move(attack),
                                                      engine::MakeOptimizer(tensors, optimizer));
   return Data(env).trainer_class.New({Napi::External<std::shared_ptr<TrainerState>>::New(env, &state)});
@@ -210,15 +274,47 @@ Napi::Value Step(Info info) {
   state->module->busy_with = "a training step";
   return PromiseWorker::Start(
       env, "dropattack.trainerStep",
-      [state, inputs, target, batch, options, result] {
+      [state, inputs, target_in = target, batch_in = batch, options, result] {
         auto& module = state->module->module;
         const engine::LossSpec& loss = state->loss;
-        engine::LossFn fn = [&module, &loss, inputs, &target](const at::Tensor& input) {
+        // The batch goes where the parameters are (a copy per step; nothing when it is
+        // there already). Class indices are checked once per batch, on the host when the
+        // target comes from there, so no pass waits on the device for it.
+        at::Device device(at::kCPU);
+        for (const auto& p : module.parameters(/*recurse=*/true)) {
+          device = p.device();
+          break;
+        }
+        const bool moves = device != at::Device(at::kCPU);
+        bool check_on_first_pass = false;
+        std::pair<int64_t, int64_t> range{0, -1};
+        if (loss.type == "cross_entropy" && target_in.scalar_type() == at::kLong) {
+          if (target_in.is_cpu()) {
+            range = engine::TargetRange(target_in);
+          } else {
+            check_on_first_pass = true;
+          }
+        }
+        at::Tensor target = moves ? target_in.to(device, /*non_blocking=*/true) : target_in;
+        engine::Batch batch = batch_in;
+        if (moves) {
+          for (auto& t : *inputs) t = t.to(device, /*non_blocking=*/true);
+          batch.input = (*inputs)[0];
+          if (batch.token_ids.defined()) batch.token_ids = batch.token_ids.to(device, /*non_blocking=*/true);
+        }
+        bool first = true;
+        const bool autocast = state->autocast_bf16;
+        engine::LossFn fn = [&module, &loss, inputs, &target, &first, check_on_first_pass, range, autocast,
+                             device](const at::Tensor& input) {
           std::vector<c10::IValue> args;
           args.reserve(inputs->size());
           args.emplace_back(input);
           for (size_t k = 1; k < inputs->size(); ++k) args.emplace_back((*inputs)[k]);
-          c10::IValue out = module.forward(args);
+          c10::IValue out;
+          {
+            AutocastScope scope(autocast, device.type());
+            out = module.forward(args);
+          }
           at::Tensor output;
           if (out.isTensor()) {
             output = out.toTensor();
@@ -227,7 +323,20 @@ Napi::Value Step(Info info) {
           } else {
             TORCH_CHECK(false, "Trainer.step: the model must return a Tensor (or a tuple whose first item is one)");
           }
-          return engine::ComputeLoss(loss, output, target);
+          // The loss in float32 from a reduced-precision (autocast) output.
+          if (output.scalar_type() == at::kBFloat16 || output.scalar_type() == at::kHalf) output = output.to(at::kFloat);
+          bool check = false;
+          if (first) {
+            first = false;
+            if (loss.type == "cross_entropy" && output.dim() >= 2) {
+              if (check_on_first_pass) {
+                check = true;
+              } else {
+                engine::CheckTargetRange(range.first, range.second, output.size(1));
+              }
+            }
+          }
+          return engine::ComputeLoss(loss, output, target, check);
         };
         *result = state->trainer->step(batch, fn, options);
       },

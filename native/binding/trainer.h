@@ -16,6 +16,9 @@ struct TrainerState {
   std::shared_ptr<ModuleState> module;
   std::unique_ptr<engine::Trainer> trainer;
   engine::LossSpec loss;
+  // Forward passes under autocast to bfloat16 (parameters, gradients and the optimizer
+  // stay in their own dtype: fp32 master weights).
+  bool autocast_bf16 = false;
 };
 
 class Trainer : public Napi::ObjectWrap<Trainer> {

@@ -146,8 +146,16 @@ struct LossSpec {
   at::Tensor class_weights;            // optional, cross_entropy
 };
 
-/// loss(output, target) as the spec says (mean reduction).
-at::Tensor ComputeLoss(const LossSpec& spec, const at::Tensor& output, const at::Tensor& target);
+/// loss(output, target) as the spec says (mean reduction). With `check_targets`, class
+/// indices are checked against the output's classes first (a host sync when the target
+/// is on a GPU); a caller that checked them once per batch passes false.
+at::Tensor ComputeLoss(const LossSpec& spec, const at::Tensor& output, const at::Tensor& target,
+                       bool check_targets = true);
+
+/// The smallest and largest class index of an int64 target (one host read).
+std::pair<int64_t, int64_t> TargetRange(const at::Tensor& target);
+/// Fails with a clear message when a class index in [lo, hi] is outside [0, classes).
+void CheckTargetRange(int64_t lo, int64_t hi, int64_t classes);
 
 /// Whether `name` matches a target pattern (exact, glob, or /regex/).
 bool MatchesTarget(const std::string& pattern, const std::string& name);

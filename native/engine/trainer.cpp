@@ -468,10 +468,13 @@ struct StepRun {
   }
 
   // w <- w0 + Proj_r(delta); returns delta's new value.
+  // Computed on the tensor's device (no host read): factor = radius / ||delta|| when the
+  // norm exceeds the radius, else 1 (a zero or non-finite norm leaves delta as it is).
   static at::Tensor Project(const at::Tensor& delta, double radius) {
-    const double n = delta.norm().item<double>();
-    if (n > radius && n > 0) return delta * (radius / n);
-    return delta;
+    const at::Tensor n = delta.norm().to(at::kDouble);
+    const at::Tensor factor = at::where(n > radius, radius / n, at::ones_like(n));
+    // A 0-dim factor does not change the result's dtype; float (or double) as a scalar would be.
+    return delta * factor.to(delta.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
   }
 
   static bool Step(const at::Tensor& g, double alpha, at::Tensor* delta) {
@@ -740,16 +743,27 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Ten
   TORCH_CHECK(false, "optimizer.type must be sgd, adam or adamw, got '", s.type, "'");
 }
 
-at::Tensor ComputeLoss(const LossSpec& spec, const at::Tensor& output, const at::Tensor& target) {
+std::pair<int64_t, int64_t> TargetRange(const at::Tensor& target) {
+  if (target.numel() == 0) return {0, -1};
+  // One read for both ends: on a GPU, one host sync.
+  const at::Tensor ends = at::stack({target.min(), target.max()}).to(at::kCPU);
+  return {ends[0].item<int64_t>(), ends[1].item<int64_t>()};
+}
+
+void CheckTargetRange(int64_t lo, int64_t hi, int64_t classes) {
+  if (hi < lo) return;  // empty target
+  TORCH_CHECK(lo >= 0 && hi < classes, "cross_entropy: label ", lo < 0 ? lo : hi, " is out of range for ", classes,
+              " classes");
+}
+
+at::Tensor ComputeLoss(const LossSpec& spec, const at::Tensor& output, const at::Tensor& target, bool check_targets) {
   if (spec.type == "cross_entropy") {
     TORCH_CHECK(output.dim() >= 2, "cross_entropy: the model output must be [batch, classes], got shape ", output.sizes());
     TORCH_CHECK(target.scalar_type() == at::kLong, "cross_entropy: the target must be int64 class indices, got ",
                 target.scalar_type());
-    if (target.numel() > 0) {
-      const int64_t lo = target.min().item<int64_t>();
-      const int64_t hi = target.max().item<int64_t>();
-      TORCH_CHECK(lo >= 0 && hi < output.size(1), "cross_entropy: label ", lo < 0 ? lo : hi,
-                  " is out of range for ", output.size(1), " classes");
+    if (check_targets) {
+      const auto range = TargetRange(target);
+      CheckTargetRange(range.first, range.second, output.size(1));
     }
     c10::optional<at::Tensor> weights;
     if (spec.class_weights.defined()) weights = spec.class_weights.to(output.device(), output.scalar_type());
