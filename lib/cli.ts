@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
+import { writeFileSynced } from './files';
 import { parseRunConfig, prepareData, runFromConfig, evaluateFromConfig, RunConfig, RunSummary } from './run';
 import { AttackConfig, AttackGroup } from './trainer';
 import { TorchError } from './errors';
@@ -127,8 +128,8 @@ export async function main(argv: string[]): Promise<number> {
   const table = formatTable(runs);
   console.log(`\n${table}`);
   const dir = path.resolve(config.output.dir, config.name);
-  fs.writeFileSync(path.join(dir, 'comparison.txt'), table + '\n');
-  fs.writeFileSync(path.join(dir, 'comparison.json'), JSON.stringify(runs.map(({ history: _h, ...r }) => r), null, 2));
+  writeFileSynced('compare', path.join(dir, 'comparison.txt'), table + '\n');
+  writeFileSynced('compare', path.join(dir, 'comparison.json'), JSON.stringify(runs.map(({ history: _h, ...r }) => r), null, 2));
   console.log(`\nlogs, checkpoints and TensorBoard events: ${dir} (tensorboard --logdir ${dir})`);
   return 0;
 }

@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { writeError, writeFileSynced } from './files';
 import * as is from './is';
 import { Logger, LogEvent } from './logging/types';
 import { Module } from './module';
@@ -140,22 +141,46 @@ interface SavedState {
   bad: number;
 }
 
+/**
+ * Writes a checkpoint into a staging directory, then swaps it in. A failed write (a full
+ * disk, a read-only file system) rejects with an error naming the file and the cause; the
+ * previous checkpoint stays as it was and the staging directory is removed.
+ */
 async function writeCheckpoint(trainer: Trainer, dir: string, name: string, state: SavedState): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
+  const where = 'fit: checkpoint';
   const staging = path.join(dir, `.staging-${name}-${process.pid}`);
-  fs.rmSync(staging, { recursive: true, force: true });
-  fs.mkdirSync(staging);
-  await trainer.module.save(path.join(staging, 'model.pt'));
-  await trainer.saveState(path.join(staging, 'optimizer.pt'));
-  fs.writeFileSync(path.join(staging, 'rng.bin'), Buffer.from((globalGeneratorState().toTypedArray() as Uint8Array).buffer));
-  // state.json last: a directory with it is complete.
-  const json = path.join(staging, 'state.json');
-  const fd = fs.openSync(json, 'w');
-  fs.writeSync(fd, JSON.stringify(state, null, 2));
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
   const target = path.join(dir, name);
-  replaceDir(staging, target);
+  const removeStaging = () => {
+    try {
+      fs.rmSync(staging, { recursive: true, force: true });
+    } catch {
+      // nothing better to do; the write's own error is reported
+    }
+  };
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging);
+  } catch (e) {
+    throw writeError(where, staging, e);
+  }
+  try {
+    // Module.save and saveState reject with a TorchError that names the file and the cause.
+    await trainer.module.save(path.join(staging, 'model.pt'));
+    await trainer.saveState(path.join(staging, 'optimizer.pt'));
+    writeFileSynced(where, path.join(staging, 'rng.bin'), Buffer.from((globalGeneratorState().toTypedArray() as Uint8Array).buffer));
+    // state.json last: a directory with it is complete.
+    writeFileSynced(where, path.join(staging, 'state.json'), JSON.stringify(state, null, 2));
+  } catch (e) {
+    removeStaging();
+    throw e;
+  }
+  try {
+    replaceDir(staging, target);
+  } catch (e) {
+    removeStaging();
+    throw writeError(where, target, e);
+  }
   return target;
 }
 

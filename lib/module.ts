@@ -88,6 +88,22 @@ export async function withCallerStack<T>(promise: Promise<T>, caller: Error): Pr
   }
 }
 
+/**
+ * Runs `start` (argument checks, then the native call) so that every failure, a
+ * synchronous one included (a bad argument, a busy module), rejects the promise with
+ * the same error instead of throwing; the rejection carries the caller's stack.
+ */
+export function rejecting<T>(start: () => Promise<T>): Promise<T> {
+  const caller = new Error();
+  let promise: Promise<T>;
+  try {
+    promise = start();
+  } catch (e) {
+    promise = Promise.reject(e);
+  }
+  return withCallerStack(promise, caller);
+}
+
 function wrapOutput(v: unknown): ModuleOutput {
   if (Array.isArray(v)) return v.map(wrapOutput);
   if (v !== null && typeof v === 'object') return new Tensor(v as never);
@@ -138,17 +154,18 @@ export class Module {
 
   /** Opens a TorchScript file. Rejects with a TorchError for a missing, truncated or non-TorchScript file. */
   static load(path: string): Promise<Module> {
-    if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Module.load', 'path', 'a file path', path);
-    return withCallerStack(
-      native.moduleLoad(path).then((h) => new Module(h)),
-      new Error(),
-    );
+    return rejecting(() => {
+      if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Module.load', 'path', 'a file path', path);
+      return native.moduleLoad(path).then((h) => new Module(h));
+    });
   }
 
   /** Writes the module as TorchScript (Python: `torch.jit.load(path)`). */
   save(path: string): Promise<void> {
-    if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Module.save', 'path', 'a file path', path);
-    return withCallerStack(native.moduleSave(this.handle, path), new Error());
+    return rejecting(() => {
+      if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Module.save', 'path', 'a file path', path);
+      return native.moduleSave(this.handle, path);
+    });
   }
 
   /**
@@ -156,16 +173,15 @@ export class Module {
    * is recorded (inference).
    */
   forward(inputs: Tensor | Tensor[], options?: { grad?: boolean }): Promise<ModuleOutput> {
-    const list = Array.isArray(inputs) ? inputs : [inputs];
-    list.forEach((t, k) => {
-      if (!(t instanceof Tensor)) throw is.invalidType('Module.forward', `inputs[${k}]`, 'a Tensor', t);
+    return rejecting(() => {
+      const list = Array.isArray(inputs) ? inputs : [inputs];
+      list.forEach((t, k) => {
+        if (!(t instanceof Tensor)) throw is.invalidType('Module.forward', `inputs[${k}]`, 'a Tensor', t);
+      });
+      const o = is.options<{ grad: boolean }>('Module.forward', options, ['grad']);
+      const grad = o.grad === undefined ? false : is.boolean('Module.forward', 'grad', o.grad);
+      return native.moduleForward(this.handle, list.map((t) => t.handle), grad).then(wrapOutput);
     });
-    const o = is.options<{ grad: boolean }>('Module.forward', options, ['grad']);
-    const grad = o.grad === undefined ? false : is.boolean('Module.forward', 'grad', o.grad);
-    return withCallerStack(
-      native.moduleForward(this.handle, list.map((t) => t.handle), grad).then(wrapOutput),
-      new Error(),
-    );
   }
 
   /** The parameters by name, in model order. The tensors are the module's own (not copies). */

@@ -1,5 +1,5 @@
 import * as is from './is';
-import { withCallerStack, Module } from './module';
+import { rejecting, Module } from './module';
 import { native, NativeTrainer } from './native';
 import { Tensor } from './tensor';
 
@@ -229,6 +229,10 @@ export class Trainer {
 
   /** Runs one training step on a batch: `inputs` are the model's forward arguments. */
   step(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
+    return rejecting(() => this.startStep(inputs, target, options));
+  }
+
+  private startStep(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
     const where = 'Trainer.step';
     const list = Array.isArray(inputs) ? inputs : [inputs];
     if (list.length === 0) throw is.invalidType(where, 'inputs', 'a Tensor or a non-empty array of Tensors', inputs);
@@ -250,10 +254,7 @@ export class Trainer {
       if (!(o.tokenIds instanceof Tensor)) throw is.invalidType(where, 'tokenIds', 'a Tensor', o.tokenIds);
       native_.tokenIds = o.tokenIds.handle;
     }
-    return withCallerStack(
-      native.trainerStep(this.handle, list.map((t) => t.handle), target.handle, native_),
-      new Error(),
-    );
+    return native.trainerStep(this.handle, list.map((t) => t.handle), target.handle, native_);
   }
 
   /** Optimizer steps taken (the step index of the mask counters). */
@@ -266,14 +267,18 @@ export class Trainer {
 
   /** Writes the optimizer's state (moments, momentum buffers) and the global step to a file. */
   saveState(path: string): Promise<void> {
-    if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Trainer.saveState', 'path', 'a file path', path);
-    return withCallerStack(native.trainerSaveState(this.handle, path), new Error());
+    return rejecting(() => {
+      if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Trainer.saveState', 'path', 'a file path', path);
+      return native.trainerSaveState(this.handle, path);
+    });
   }
 
   /** Restores what {@link saveState} wrote. */
   loadState(path: string): Promise<void> {
-    if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Trainer.loadState', 'path', 'a file path', path);
-    return withCallerStack(native.trainerLoadState(this.handle, path), new Error());
+    return rejecting(() => {
+      if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Trainer.loadState', 'path', 'a file path', path);
+      return native.trainerLoadState(this.handle, path);
+    });
   }
 
   /** The resolved targets of each attack group. */

@@ -1,6 +1,8 @@
 // An append-only file written through a stream, shared by the file loggers.
 import * as fs from 'fs';
 
+import { writeError } from '../files';
+
 export class AppendFile {
   private readonly stream: fs.WriteStream;
   private error: Error | null = null;
@@ -9,7 +11,8 @@ export class AppendFile {
   /** Takes ownership of an open file descriptor. */
   constructor(readonly path: string, fd: number) {
     this.stream = fs.createWriteStream(path, { fd });
-    this.stream.on('error', (err) => (this.error ??= err));
+    // A failed write (a full disk) surfaces from close() as an error naming the file.
+    this.stream.on('error', (err) => (this.error ??= writeError('log', path, err)));
   }
 
   get isClosed(): boolean {

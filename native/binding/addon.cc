@@ -62,10 +62,7 @@ Napi::Value SetNumThreads(Info info) {
 Napi::Value GetNumThreads(Info info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* data = new InstanceData();
-  data->releases->env = env;
-  data->releases->js_thread = std::this_thread::get_id();
-  env.SetInstanceData<InstanceData>(data);
+  InitInstanceData(env);
   Tensor::Init(env, exports);
   InitTensorFunctions(env, exports);
   Generator::Init(env, exports);

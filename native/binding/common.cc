@@ -27,13 +27,67 @@ void ReleaseQueue::Drain() {
   has_pending.store(false, std::memory_order_release);
 }
 
-InstanceData::~InstanceData() {
+namespace {
+// Stops the release queue: a cleanup hook runs before Node finalizes the environment's
+// references, so a tensor freed later (on any thread) never touches a reference Node
+// has already deleted. The references left are freed with the environment.
+void StopReleases(std::shared_ptr<ReleaseQueue>& releases) {
   std::lock_guard<std::mutex> lock(releases->mu);
   releases->alive = false;
   releases->pending.clear();
 }
 
+void OnEnvCleanup(void* arg) {
+  auto* releases = static_cast<std::shared_ptr<ReleaseQueue>*>(arg);
+  StopReleases(*releases);
+  delete releases;
+}
+}  // namespace
+
+InstanceData::~InstanceData() { StopReleases(releases); }
+
+InstanceData& InitInstanceData(Napi::Env env) {
+  auto* data = new InstanceData();
+  data->releases->env = env;
+  data->releases->js_thread = std::this_thread::get_id();
+  env.SetInstanceData<InstanceData>(data);  // deleted by its finalizer with the environment
+  auto* hook_arg = new std::shared_ptr<ReleaseQueue>(data->releases);
+  if (napi_add_env_cleanup_hook(env, OnEnvCleanup, hook_arg) != napi_ok) delete hook_arg;
+  return *data;
+}
+
 InstanceData& Data(Napi::Env env) { return *env.GetInstanceData<InstanceData>(); }
+
+void ClearPendingException(Napi::Env env) noexcept {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value ignored = nullptr;
+    napi_get_and_clear_last_exception(env, &ignored);
+  }
+}
+
+void ThrowToJs(Napi::Env env, const Napi::Error& e) noexcept {
+  try {
+    napi_value value = e.Value();
+    if (value == nullptr || napi_throw(env, value) != napi_ok) ClearPendingException(env);
+  } catch (...) {
+    ClearPendingException(env);
+  }
+}
+
+void ThrowTorchErrorToJs(Napi::Env env, const std::string& message) noexcept {
+  try {
+    Napi::Error e = TorchError(env, message);
+    if (napi_throw(env, e.Value()) != napi_ok) ClearPendingException(env);
+  } catch (...) {
+    ClearPendingException(env);
+  }
+}
+
+void AdjustExternalMemory(Napi::Env env, int64_t delta) noexcept {
+  int64_t total = 0;
+  napi_adjust_external_memory(env, delta, &total);  // a failure only skews V8's GC heuristics
+}
 
 Napi::Error TorchError(Napi::Env env, const std::string& message) {
   InstanceData& data = Data(env);

@@ -42,6 +42,10 @@ struct InstanceData {
   ~InstanceData();
 };
 
+/// Per-environment set-up: the instance data (freed by its finalizer) and a cleanup hook
+/// that stops the release queue before Node frees the environment's references.
+InstanceData& InitInstanceData(Napi::Env env);
+
 InstanceData& Data(Napi::Env env);
 
 /// How TorchScript runs a module's forward (process-wide; see docs/jit.md).
@@ -67,21 +71,38 @@ void InitJit(Napi::Env env, Napi::Object exports);
 /// A JS TorchError (or a plain Error before the class is registered).
 Napi::Error TorchError(Napi::Env env, const std::string& message);
 
+// Throwing into JS without letting a C++ exception escape. While an environment is torn
+// down (a terminated worker) JS cannot run and every napi call that would fails; an
+// exception escaping into Node there terminates the whole process, so these drop the
+// error instead (nobody is left to observe it).
+
+/// Throws the error `e` into JS; never throws.
+void ThrowToJs(Napi::Env env, const Napi::Error& e) noexcept;
+/// Throws a TorchError with `message` into JS; never throws.
+void ThrowTorchErrorToJs(Napi::Env env, const std::string& message) noexcept;
+/// Clears an exception left pending by a napi call that failed; never throws.
+void ClearPendingException(Napi::Env env) noexcept;
+/// napi_adjust_external_memory for destructors and finalizers; never throws.
+void AdjustExternalMemory(Napi::Env env, int64_t delta) noexcept;
+
 /// Runs F and turns every C++ exception into a JS exception: c10::Error and
 /// std::exception become TorchError (without LibTorch's backtrace); Napi errors pass.
+/// Nothing escapes: the throw into JS itself cannot fail with a C++ exception.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value Guard(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
   try {
     return F(info);
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    ThrowToJs(env, e);
   } catch (const c10::Error& e) {
-    throw TorchError(info.Env(), e.what_without_backtrace());
+    ThrowTorchErrorToJs(env, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw TorchError(info.Env(), e.what());
+    ThrowTorchErrorToJs(env, e.what());
   } catch (...) {
-    throw TorchError(info.Env(), "unknown native error");
+    ThrowTorchErrorToJs(env, "unknown native error");
   }
+  return Napi::Value();
 }
 
 // ---- argument readers: each names the function and the argument on failure ----
@@ -156,7 +177,13 @@ class PromiseWorker : public Napi::AsyncWorker {
   static Napi::Promise Start(Napi::Env env, const char* name, Work work, Done done, Finally finally = nullptr) {
     auto* w = new PromiseWorker(env, name, std::move(work), std::move(done), std::move(finally));
     Napi::Promise promise = w->deferred_.Promise();
-    w->Queue();
+    try {
+      w->Queue();
+    } catch (...) {
+      w->RunFinally();
+      delete w;
+      throw;
+    }
     return promise;
   }
 
@@ -173,22 +200,43 @@ class PromiseWorker : public Napi::AsyncWorker {
       SetError("unknown native error");
     }
   }
+  // OnOK and OnError run on the JS thread, also while a worker's environment is torn
+  // down: Node then completes the jobs still running before it frees the environment, but
+  // JS can no longer run and every napi call fails. Nothing may escape from them (it would
+  // reach libuv and terminate the process); a promise nobody can observe stays pending.
   void OnOK() override {
-    if (finally_) finally_();
-    Napi::Env env = Env();
+    RunFinally();
+    const Napi::Env env = Env();
     try {
       deferred_.Resolve(done_(env));
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      try {
+        deferred_.Reject(e.Value());
+      } catch (...) {
+        ClearPendingException(env);
+      }
     } catch (const c10::Error& e) {
-      deferred_.Reject(TorchError(env, e.what_without_backtrace()).Value());
+      Reject(e.what_without_backtrace());
     } catch (const std::exception& e) {
-      deferred_.Reject(TorchError(env, e.what()).Value());
+      Reject(e.what());
+    } catch (...) {
+      Reject("unknown native error");
     }
   }
   void OnError(const Napi::Error& e) override {
-    if (finally_) finally_();
-    deferred_.Reject(TorchError(Env(), e.Message()).Value());
+    RunFinally();
+    Reject(e.Message());  // Message() does not throw
+  }
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (status == napi_cancelled) RunFinally();  // OnOK/OnError are skipped then
+    try {
+      Napi::AsyncWorker::OnWorkComplete(env, status);  // OnOK or OnError, then deletes this
+    } catch (...) {
+      // Only node-addon-api's own scaffolding can get here (a handle scope or the error
+      // object failed to be made in a dying environment); it threw before deleting us.
+      ClearPendingException(env);
+      Destroy();
+    }
   }
 
  private:
@@ -198,6 +246,26 @@ class PromiseWorker : public Napi::AsyncWorker {
         work_(std::move(work)),
         done_(std::move(done)),
         finally_(std::move(finally)) {}
+
+  // Runs `finally` once, whichever way the job ends.
+  void RunFinally() noexcept {
+    if (!finally_) return;
+    Finally f = std::move(finally_);
+    finally_ = nullptr;
+    try {
+      f();
+    } catch (...) {
+      // It clears a flag; there is nobody to report a failure to.
+    }
+  }
+  void Reject(const std::string& message) noexcept {
+    const Napi::Env env = Env();
+    try {
+      deferred_.Reject(TorchError(env, message).Value());
+    } catch (...) {
+      ClearPendingException(env);
+    }
+  }
 
   Napi::Promise::Deferred deferred_;
   Work work_;

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "common.h"
+#include "engine/io.h"
 #include "engine/models.h"
 #include "tensor.h"
 
@@ -49,7 +50,7 @@ Napi::Value Save(Info info) {
   state->busy = true;
   state->busy_with = "save";
   return PromiseWorker::Start(
-      env, "dropattack.moduleSave", [state, path] { state->module.save(path); },
+      env, "dropattack.moduleSave", [state, path] { engine::SaveModule(state->module, path, "Module.save"); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->busy = false; });
 }
 

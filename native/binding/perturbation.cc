@@ -132,16 +132,16 @@ void Perturbation::Init(Napi::Env env, Napi::Object exports) {
 Perturbation::Perturbation(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Perturbation>(info) {}
 
 Perturbation::~Perturbation() {
-  if (reported_bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_bytes);
+  if (reported_bytes > 0) AdjustExternalMemory(Env(), -reported_bytes);
 }
 
 void Perturbation::Report(Napi::Env env) {
   reported_bytes = state.backup_bytes();
-  if (reported_bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes);
+  if (reported_bytes > 0) AdjustExternalMemory(env, reported_bytes);
 }
 
 void Perturbation::Unreport(Napi::Env env) {
-  if (reported_bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes);
+  if (reported_bytes > 0) AdjustExternalMemory(env, -reported_bytes);
   reported_bytes = 0;
 }
 

@@ -32,7 +32,7 @@ Napi::Object Tensor::Wrap(Napi::Env env, at::Tensor value, bool external) {
   if (!external && self->value_.defined() && self->value_.has_storage() &&
       self->value_.storage().use_count() == 1) {
     self->reported_bytes_ = static_cast<int64_t>(self->value_.storage().nbytes());
-    if (self->reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, self->reported_bytes_);
+    if (self->reported_bytes_ > 0) AdjustExternalMemory(env, self->reported_bytes_);
   }
   return obj;
 }
@@ -45,13 +45,13 @@ Tensor::Tensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor>(info) 
 }
 
 void Tensor::Dispose() {
-  if (reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_bytes_);
+  if (reported_bytes_ > 0) AdjustExternalMemory(Env(), -reported_bytes_);
   reported_bytes_ = 0;
   value_ = at::Tensor();
 }
 
 Tensor::~Tensor() {
-  if (reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_bytes_);
+  if (reported_bytes_ > 0) AdjustExternalMemory(Env(), -reported_bytes_);
 }
 
 // ---------------------------------------------------------------------------------

@@ -385,7 +385,7 @@ Napi::Value SaveState(Info info) {
         torch::serialize::OutputArchive archive;
         state->trainer->optimizer().save(archive);
         archive.write("dropattack_global_step", at::tensor({state->trainer->global_step()}, at::kLong));
-        archive.save_to(path);
+        engine::SaveArchive(archive, path, "Trainer.saveState");
       },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->module->busy = false; });
 }
