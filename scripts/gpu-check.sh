@@ -24,6 +24,8 @@
 # version matches torch's is preferred.
 set -uo pipefail
 
+# The whole script is one block, read before it runs: editing the file meanwhile is safe.
+{
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
@@ -251,6 +253,25 @@ if [[ $cuda_build -eq 1 ]]; then
 fi
 printf '%q ' cmake "${cmake_args[@]}" >"$logs/configure.cmd"
 run_phase "configure" 180 "$logs/configure.log" cmake "${cmake_args[@]}"
+# PyTorch <= 2.4's cmake wants CUDA::nvToolsExt, which CUDA >= 12.9 no longer ships (only
+# the header-only nvtx3): retry once with that target defined over the nvtx3 headers.
+extra_defs=()
+if [[ $phase_rc -ne 0 && $phase_rc -ne 125 ]] && grep -q 'nvToolsExt' "$logs/configure.log"; then
+  cat >"$out/nvtx-shim.cmake" <<'EOF'
+find_package(CUDAToolkit QUIET)
+if(CUDAToolkit_FOUND AND NOT TARGET CUDA::nvToolsExt)
+  add_library(CUDA::nvToolsExt INTERFACE IMPORTED GLOBAL)
+  set_property(TARGET CUDA::nvToolsExt PROPERTY INTERFACE_INCLUDE_DIRECTORIES "${CUDAToolkit_INCLUDE_DIRS}")
+  message(STATUS "gpu-check: CUDA::nvToolsExt defined over the nvtx3 headers")
+endif()
+EOF
+  extra_defs=("-DCMAKE_PROJECT_INCLUDE=$out/nvtx-shim.cmake")
+  cmake_args+=("${extra_defs[@]}")
+  rm -f "$build/CMakeCache.txt"
+  mv "$logs/configure.log" "$logs/configure-first.log"
+  say "configure: retrying with CUDA::nvToolsExt over nvtx3 (PyTorch <= 2.4 with CUDA >= 12.9)"
+  run_phase "configure (nvtx3 shim)" 180 "$logs/configure.log" cmake "${cmake_args[@]}"
+fi
 built=0
 if [[ $phase_rc -eq 0 ]]; then
   record configure pass "$phase_secs" "$(grep -m1 -o 'dropattack: CUDA architectures.*' "$logs/configure.log" || echo "CPU build")"
@@ -306,6 +327,7 @@ start_addon_build() {
     defs+=("--CDDROPATTACK_CUDA_ARCHITECTURES=$arch" "--CDCMAKE_CUDA_ARCHITECTURES=$arch" "--CDCMAKE_CUDA_COMPILER=$nvcc")
   fi
   [[ -n "$torch_dir" ]] && defs+=("--CDTorch_DIR=$torch_dir")
+  [[ ${#extra_defs[@]} -gt 0 ]] && defs+=("--CD${extra_defs[0]#-D}")
   local left=$(($(remaining) - 60))
   ((left > 420)) && left=420
   if ((left < 60)); then
@@ -599,3 +621,4 @@ echo
 cat "$out/gpu-check.md"
 if grep -q $'\tfail\t' "$phases"; then exit 1; fi
 exit 0
+}
