@@ -119,7 +119,7 @@ interface Job {
   result: JobView['result'];
   error: string | null;
   /** The resolved files, to tell which field a data error belongs to. */
-  files: { path?: string; vectors?: string; model?: string };
+  files: { path?: string; validation?: string; vectors?: string; model?: string };
 }
 
 const isLoopbackHost = (host: string): boolean =>
@@ -238,7 +238,7 @@ export class JobServer {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new ConfigError(flag, `expected an integer >= ${min}, got ${v}`);
     };
     positive('--concurrency', options.concurrency, 1);
-    positive('--max-queue', options.maxQueue, 0);
+    positive('--max-queue', options.maxQueue, 1);
     positive('--max-body', options.maxBody, 1);
     positive('--port', options.port, 0);
     if (options.port !== undefined && options.port > 65535) throw new ConfigError('--port', `expected a port 0..65535, got ${options.port}`);
@@ -309,6 +309,8 @@ export class JobServer {
     const files: Job['files'] = {};
     if (config.data.path !== undefined) files.path = await this.resolveRead('config.data.path', config.data.path);
     if (config.data.vectors !== undefined) files.vectors = await this.resolveRead('config.data.vectors', config.data.vectors);
+    const data = config.data as RunConfig['data'] & { validationPath?: string };
+    if (data.validationPath !== undefined) files.validation = await this.resolveRead('config.data.validationPath', data.validationPath);
     if (config.model.path !== undefined) files.model = await this.resolveRead('config.model.path', config.model.path);
     const givenOutput = given.output as Record<string, unknown> | undefined;
     const outputParts = givenOutput?.dir === undefined ? [] : relativeSegments('config.output.dir', givenOutput.dir, 'runs root');
@@ -322,6 +324,7 @@ export class JobServer {
     }
     if (files.path !== undefined) config.data.path = files.path;
     if (files.vectors !== undefined) config.data.vectors = files.vectors;
+    if (files.validation !== undefined) data.validationPath = files.validation;
     if (files.model !== undefined) config.model.path = files.model;
     config.output.progress = false;
     const job: Job = {
@@ -524,17 +527,22 @@ export class JobServer {
     const cause = code === undefined ? undefined : (causes[code] ?? `error ${code}`);
     if (job.phase === 'data') {
       const message = String(err?.message ?? '');
-      const field =
-        err instanceof DataFormatError
-          ? job.files.vectors !== undefined && err.file === job.files.vectors
-            ? 'config.data.vectors'
-            : 'config.data.path'
-          : job.files.vectors !== undefined && message.includes(job.files.vectors)
-            ? 'config.data.vectors'
-            : job.files.path !== undefined
-              ? 'config.data.path'
-              : 'config.data.source';
-      if (err instanceof DataFormatError) return `${field}: the data is malformed${err.line !== undefined ? ` (line or record ${err.line})` : ''}`;
+      const named = (file: string | undefined) => file !== undefined && (err instanceof DataFormatError ? err.file === file : message.includes(file));
+      const field = named(job.files.vectors)
+        ? 'config.data.vectors'
+        : named(job.files.validation)
+          ? 'config.data.validationPath'
+          : job.files.path !== undefined
+            ? 'config.data.path'
+            : 'config.data.source';
+      if (err instanceof DataFormatError) {
+        // A missing column: named from the configuration, never from the file's header.
+        const column = /^no column .* \((textColumn|labelColumn)\) in the header/.exec(err.reason)?.[1] as 'textColumn' | 'labelColumn' | undefined;
+        if (column && field === 'config.data.path') {
+          return `config.data.${column}: the file's header has no column ${JSON.stringify(job.config.data[column] ?? (column === 'textColumn' ? 'text' : 'label'))}`;
+        }
+        return `${field}: the data is malformed${err.line !== undefined ? ` (line or record ${err.line})` : ''}`;
+      }
       return `${field}: the data could not be loaded (${cause ?? 'unreadable or invalid for this source and its columns'})`;
     }
     if (job.phase === 'setup') {
