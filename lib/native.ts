@@ -155,7 +155,7 @@ export interface Binding {
   moduleIsBusy(m: NativeModule): boolean;
   moduleBuild(spec: object, seed: number | bigint): NativeModule;
 
-  trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object, settings: object): NativeTrainer;
+  trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object, settings?: object): NativeTrainer;
   trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;

@@ -103,6 +103,16 @@ Napi::Value Forward(Info info) {
       env, "dropattack.moduleForward",
       [state, inputs, output, grad] {
         at::AutoGradMode mode(grad);
+        // Tensor arguments go where the module's parameters are (nothing moves when they
+        // are there already); the output stays on that device.
+        for (const auto& p : state->module.parameters(/*recurse=*/true)) {
+          if (!p.is_cpu()) {
+            for (auto& v : *inputs) {
+              if (v.isTensor() && v.toTensor().device() != p.device()) v = v.toTensor().to(p.device(), /*non_blocking=*/true);
+            }
+          }
+          break;
+        }
         *output = state->module.forward(*inputs);
       },
       [output](Napi::Env env) -> Napi::Value { return ToJs(env, *output); }, [state] { state->busy = false; });
