@@ -5,35 +5,64 @@ import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
 import { writeFileSynced } from './files';
-import { parseRunConfig, prepareData, runFromConfig, evaluateFromConfig, RunConfig, RunSummary } from './run';
-import { AttackConfig, AttackGroup } from './trainer';
-import { TorchError } from './errors';
+import {
+  buildModel,
+  checkOutputDir,
+  describeRun,
+  evaluateFromConfig,
+  parseRunConfig,
+  prepareData,
+  runDirectory,
+  runFromConfig,
+  PreparedData,
+  RunConfig,
+  RunSummary,
+} from './run';
+import { AttackConfig, AttackGroup, Trainer, TrainerOptions } from './trainer';
 
 const USAGE = `usage:
-  dropattack train   --config run.json [--set key=value ...]
-  dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--set key=value ...]
-  dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--set key=value ...]
+  dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
+  dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--data FILE] [--vocab FILE] [--labels FILE] [--set key=value ...]
+  dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--dry-run] [--set key=value ...]
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
 
 --set overrides a field of the configuration: --set training.epochs=3 --set attack.groups[0].epsilon=2
+--resume continues the run from output.dir/name/<method>/checkpoints/last.
+--dry-run validates the configuration and prints the effective settings, writing nothing.
+--debug (or DROPATTACK_DEBUG=1) prints the stack of an unexpected error.
+Exit status: 0 success, 1 runtime error (data, training, files), 2 usage or configuration error.
 See docs/cli.md for the configuration.`;
+
+const HINT = "run 'dropattack --help' for usage";
 
 interface Args {
   command: string;
   config?: string;
   checkpoint?: string;
   methods?: string[];
+  data?: string;
+  vocab?: string;
+  labels?: string;
+  resume: boolean;
+  dryRun: boolean;
   set: string[];
 }
+
+/** Flags each command takes (besides --config, --set, --debug). */
+const COMMAND_FLAGS: Record<string, string[]> = {
+  train: ['--resume', '--dry-run'],
+  eval: ['--checkpoint', '--data', '--vocab', '--labels'],
+  compare: ['--methods', '--dry-run'],
+};
 
 function parseArgs(argv: string[]): Args {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h') {
     console.log(USAGE);
-    process.exit(0);
+    return { command: 'help', resume: false, dryRun: false, set: [] };
   }
-  if (!['train', 'eval', 'compare'].includes(command)) throw new ConfigError('command', `unknown command '${command}'\n${USAGE}`);
-  const args: Args = { command, set: [] };
+  if (!Object.hasOwn(COMMAND_FLAGS, command)) throw new ConfigError('command', `unknown command '${command}' (${HINT})`);
+  const args: Args = { command, resume: false, dryRun: false, set: [] };
   for (let k = 0; k < rest.length; k++) {
     const [flag, inline] = rest[k].split(/=(.*)/s, 2);
     const value = () => {
@@ -41,13 +70,31 @@ function parseArgs(argv: string[]): Args {
       if (v === undefined) throw new ConfigError(flag, 'needs a value');
       return v;
     };
+    const bare = () => {
+      if (inline !== undefined) throw new ConfigError(flag, 'takes no value');
+      return true;
+    };
+    if (flag === '--help' || flag === '-h') {
+      console.log(USAGE);
+      return { command: 'help', resume: false, dryRun: false, set: [] };
+    }
+    if (!['--config', '--set', '--debug'].includes(flag) && !COMMAND_FLAGS[command].includes(flag)) {
+      const other = Object.keys(COMMAND_FLAGS).filter((c) => COMMAND_FLAGS[c].includes(flag));
+      throw new ConfigError(flag, other.length ? `is an option of ${other.join(' and ')}, not of ${command}` : `unknown option (${HINT})`);
+    }
     if (flag === '--config') args.config = value();
     else if (flag === '--checkpoint') args.checkpoint = value();
+    else if (flag === '--data') args.data = value();
+    else if (flag === '--vocab') args.vocab = value();
+    else if (flag === '--labels') args.labels = value();
+    else if (flag === '--resume') args.resume = bare();
+    else if (flag === '--dry-run') args.dryRun = bare();
+    else if (flag === '--debug') bare();
     else if (flag === '--methods') args.methods = value().split(',').map((m) => m.trim()).filter(Boolean);
-    else if (flag === '--set') args.set.push(rest[k].startsWith('--set=') ? (inline as string) : value());
-    else throw new ConfigError(flag, `unknown option\n${USAGE}`);
+    else if (flag === '--set') args.set.push(value());
   }
-  if (!args.config) throw new ConfigError('--config', 'is required');
+  if (!args.config) throw new ConfigError('--config', `is required (${HINT})`);
+  if (command === 'eval' && !args.checkpoint) throw new ConfigError('--checkpoint', 'is required for eval');
   return args;
 }
 
@@ -75,8 +122,11 @@ export function comparisonAttacks(config: RunConfig, methods?: string[]): { labe
     asam: () => ({ method: 'asam', rho: 0.5, seed }),
   };
   const names = methods ?? ['none', 'dropattack'];
+  if (names.length === 0) throw new ConfigError('--methods', 'lists no method');
+  const repeated = names.find((m, k) => names.indexOf(m) !== k);
+  if (repeated !== undefined) throw new ConfigError('--methods', `'${repeated}' is listed twice`);
   return names.map((m) => {
-    if (!(m in all)) throw new ConfigError('--methods', `unknown method '${m}' (known: ${Object.keys(all).join(', ')})`);
+    if (!Object.hasOwn(all, m)) throw new ConfigError('--methods', `unknown method '${m}' (known: ${Object.keys(all).join(', ')})`);
     if (m !== 'none' && m !== 'sam' && m !== 'asam' && groups.length === 0) {
       throw new ConfigError('config.attack.groups', `comparing '${m}' needs the attack groups (targets and epsilon) in the configuration`);
     }
@@ -102,15 +152,27 @@ export function formatTable(runs: RunSummary[]): string {
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'serve') return (await import('./serve')).serveMain(argv.slice(1));
   const args = parseArgs(argv);
+  if (args.command === 'help') return 0;
   const config = parseRunConfig(readConfigFile(args.config as string), args.set);
   if (args.command === 'eval') {
-    if (!args.checkpoint) throw new ConfigError('--checkpoint', 'is required for eval');
-    const m = await evaluateFromConfig(config, args.checkpoint);
+    const m = await evaluateFromConfig(config, args.checkpoint as string, {
+      ...(args.data !== undefined ? { data: args.data } : {}),
+      ...(args.vocab !== undefined ? { vocab: args.vocab } : {}),
+      ...(args.labels !== undefined ? { labels: args.labels } : {}),
+    });
     console.log(`accuracy ${(100 * m.accuracy).toFixed(2)}%  macro-F1 ${m.macroF1.toFixed(4)}  loss ${m.loss.toFixed(4)}  (${m.examples} examples)`);
     return 0;
   }
+  const attacks = args.command === 'compare' ? comparisonAttacks(config, args.methods) : [];
+  for (const { label } of attacks) runDirectory(config, label);
+  checkOutputDir(path.join(config.output.dir, config.name));
+  console.log(describeRun(config));
+  if (args.dryRun) {
+    console.log('dry run: the configuration is valid; nothing was written');
+    return 0;
+  }
   if (args.command === 'train') {
-    const r = await runFromConfig(config);
+    const r = await runFromConfig(config, { resume: args.resume });
     console.log(formatTable([r]));
     console.log(`logs, checkpoints and TensorBoard events: ${path.resolve(r.dir)}`);
     return 0;
@@ -120,8 +182,10 @@ export async function main(argv: string[]): Promise<number> {
     `${config.name}: ${data.trainExamples} training and ${data.validationExamples} validation examples, ${data.numClasses} classes` +
       (data.vocab ? `, vocabulary ${data.vocab.size}` : ''),
   );
+  // Every method's model and trainer are built once before the first run writes anything.
+  for (const { label, attack } of attacks) await checkTrainer(config, data, attack, label);
   const runs: RunSummary[] = [];
-  for (const { label, attack } of comparisonAttacks(config, args.methods)) {
+  for (const { label, attack } of attacks) {
     console.log(`\n== ${label}`);
     runs.push(await runFromConfig(config, { attack, label, data }));
   }
@@ -134,16 +198,82 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function checkTrainer(config: RunConfig, data: PreparedData, attack: AttackConfig, label: string): Promise<void> {
+  const model = await buildModel(config, data);
+  const options = { optimizer: config.optimizer, attack, ...(Object.keys(config.loss).length ? { loss: config.loss } : {}) } as unknown as TrainerOptions;
+  try {
+    new Trainer(model, options);
+  } catch (e) {
+    if (typeof (e as Error | null)?.message === 'string') throw new ConfigError(`compare '${label}'`, (e as Error).message);
+    throw e;
+  }
+}
+
+/**
+ * Makes a message safe for one terminal line: control characters, line breaks, invalid
+ * UTF-8 (U+FFFD), lone surrogates and invisible or bidirectional format characters are
+ * written as escapes; a very long message is shortened.
+ */
+export function escapeForTerminal(message: string, max = 1000): string {
+  let out = '';
+  for (const ch of message) {
+    const c = ch.codePointAt(0) as number;
+    if (c === 0x0a) out += '\\n';
+    else if (c === 0x0d) out += '\\r';
+    else if (c === 0x09) out += '\\t';
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (c === 0xfffd || (c >= 0xd800 && c <= 0xdfff) || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c === 0xfeff) {
+      out += `\\u${c.toString(16).padStart(4, '0')}`;
+    } else out += ch;
+    if (out.length > max) return out.slice(0, max) + '... (shortened)';
+  }
+  return out;
+}
+
+/** Exit status of a failed command: 2 for usage and configuration errors, 1 for the rest. */
+export function exitCodeOf(e: unknown): number {
+  return e instanceof ConfigError || (e as Error | null)?.name === 'ConfigError' ? 2 : 1;
+}
+
+/** Errors that mean a bug rather than bad input (by name: native errors come from another realm under jest). */
+const INTERNAL = new Set(['ReferenceError', 'SyntaxError', 'EvalError', 'URIError', 'AggregateError']);
+
+/** The one line (or, with debug, the stack) that reports an error to the user. */
+export function formatError(e: unknown, debug = false): string {
+  const err = typeof e === 'object' && e !== null && typeof (e as Error).message === 'string' ? (e as Error) : null;
+  if (debug && err?.stack) return `dropattack: ${err.stack}`;
+  if (err === null) return `dropattack: internal error: ${escapeForTerminal(String(e))} (rerun with --debug for details)`;
+  const line = escapeForTerminal(err.message || String(err.name));
+  return INTERNAL.has(err.name) ? `dropattack: internal error: ${err.name}: ${line} (rerun with --debug for the stack)` : `dropattack: ${line}`;
+}
+
+/**
+ * Runs the command and reports any error as one line on `stderr`; returns the exit status
+ * (0, 1 runtime error, 2 usage or configuration error). The stack of an error is shown
+ * only with `--debug` or DROPATTACK_DEBUG=1.
+ */
+export async function runCli(
+  argv: string[],
+  stderr: { write(s: string): unknown } = process.stderr,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const debug = argv.includes('--debug') || env.DROPATTACK_DEBUG === '1';
+  try {
+    return await main(argv);
+  } catch (e) {
+    stderr.write(formatError(e, debug) + '\n');
+    return exitCodeOf(e);
+  }
+}
+
 if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      if (e instanceof ConfigError || e instanceof TypeError || e instanceof RangeError || e instanceof TorchError) {
-        console.error(`dropattack: ${e.message}`);
-      } else {
-        console.error(e);
-      }
-      process.exit(1);
-    },
-  );
+  const argv = process.argv.slice(2);
+  const debug = argv.includes('--debug') || process.env.DROPATTACK_DEBUG === '1';
+  const fail = (e: unknown) => {
+    process.stderr.write(formatError(e, debug) + '\n');
+    process.exit(exitCodeOf(e));
+  };
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+  runCli(argv).then((code) => process.exit(code), fail);
 }

@@ -5,13 +5,13 @@ import * as fs from 'fs';
 import { describe } from './is';
 
 export type Field =
-  | { type: 'number'; min?: number; max?: number; exclusiveMax?: boolean; required?: boolean; default?: number; doc?: string }
+  | { type: 'number'; min?: number; max?: number; exclusiveMin?: boolean; exclusiveMax?: boolean; required?: boolean; default?: number; doc?: string }
   | { type: 'integer'; min?: number; max?: number; required?: boolean; default?: number; doc?: string }
-  | { type: 'string'; required?: boolean; default?: string; doc?: string }
+  | { type: 'string'; required?: boolean; default?: string; pattern?: RegExp; patternDoc?: string; doc?: string }
   | { type: 'boolean'; required?: boolean; default?: boolean; doc?: string }
   | { type: 'enum'; values: readonly string[]; required?: boolean; default?: string; doc?: string }
   | { type: 'array'; items: Field; required?: boolean; default?: unknown[]; minItems?: number; doc?: string }
-  | { type: 'object'; fields: Record<string, Field>; required?: boolean; open?: boolean; doc?: string }
+  | { type: 'object'; fields: Record<string, Field>; required?: boolean; open?: boolean; optional?: boolean; doc?: string }
   | { type: 'any'; required?: boolean; doc?: string };
 
 /** A configuration error: names the field and the value received. */
@@ -25,22 +25,51 @@ export class ConfigError extends TypeError {
   }
 }
 
+/** Keys that could reach an object's prototype when a path of keys is applied: rejected everywhere. */
+export const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'prototype', 'constructor'];
+
+/** Throws a ConfigError when `key` is one of {@link FORBIDDEN_KEYS}. */
+export function checkKey(key: string, name: string): void {
+  if (FORBIDDEN_KEYS.includes(key)) throw new ConfigError(name, `the key '${key}' is not allowed in a configuration`);
+}
+
+/** Rejects a forbidden key anywhere in a JSON value (objects and arrays, depth-first). */
+export function checkKeysDeep(value: unknown, name: string): void {
+  const stack: [unknown, string][] = [[value, name]];
+  while (stack.length > 0) {
+    const [v, n] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      v.forEach((x, k) => stack.push([x, `${n}[${k}]`]));
+      continue;
+    }
+    for (const key of Object.keys(v)) {
+      checkKey(key, `${n}.${key}`);
+      stack.push([(v as Record<string, unknown>)[key], `${n}.${key}`]);
+    }
+  }
+}
+
 /** Validates `value` against `field`, filling defaults; throws ConfigError naming the field. */
 export function validate(value: unknown, field: Field, name: string): unknown {
   if (value === undefined) {
     if ('default' in field && field.default !== undefined) return structuredClone(field.default);
     if (field.required) throw new ConfigError(name, 'is required');
-    if (field.type === 'object') return validate({}, field, name);
+    if (field.type === 'object' && !field.optional) return validate({}, field, name);
     return undefined;
   }
   switch (field.type) {
     case 'any':
+      checkKeysDeep(value, name);
       return value;
     case 'number':
     case 'integer': {
       if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(name, `expected a finite number, got ${describe(value)}`);
       if (field.type === 'integer' && !Number.isSafeInteger(value)) throw new ConfigError(name, `expected an integer, got ${describe(value)}`);
-      if (field.min !== undefined && value < field.min) throw new ConfigError(name, `expected a value >= ${field.min}, got ${value}`);
+      if (field.min !== undefined) {
+        const under = field.type === 'number' && field.exclusiveMin ? value <= field.min : value < field.min;
+        if (under) throw new ConfigError(name, `expected a value ${field.type === 'number' && field.exclusiveMin ? '>' : '>='} ${field.min}, got ${value}`);
+      }
       if (field.max !== undefined) {
         const over = field.type === 'number' && field.exclusiveMax ? value >= field.max : value > field.max;
         if (over) throw new ConfigError(name, `expected a value ${field.type === 'number' && field.exclusiveMax ? '<' : '<='} ${field.max}, got ${value}`);
@@ -49,6 +78,7 @@ export function validate(value: unknown, field: Field, name: string): unknown {
     }
     case 'string':
       if (typeof value !== 'string') throw new ConfigError(name, `expected a string, got ${describe(value)}`);
+      if (field.pattern && !field.pattern.test(value)) throw new ConfigError(name, `expected ${field.patternDoc ?? `a string matching ${field.pattern}`}, got ${describe(value)}`);
       return value;
     case 'boolean':
       if (typeof value !== 'boolean') throw new ConfigError(name, `expected true or false, got ${describe(value)}`);
@@ -68,10 +98,15 @@ export function validate(value: unknown, field: Field, name: string): unknown {
       const out: Record<string, unknown> = {};
       const v = value as Record<string, unknown>;
       for (const key of Object.keys(v)) {
-        if (!(key in field.fields) && !field.open) {
+        checkKey(key, `${name}.${key}`);
+        const known = Object.hasOwn(field.fields, key);
+        if (!known && !field.open) {
           throw new ConfigError(`${name}.${key}`, `unknown field (known: ${Object.keys(field.fields).join(', ')})`);
         }
-        if (!(key in field.fields)) out[key] = v[key];
+        if (!known) {
+          checkKeysDeep(v[key], `${name}.${key}`);
+          out[key] = v[key];
+        }
       }
       for (const [key, sub] of Object.entries(field.fields)) {
         const r = validate(v[key], sub, `${name}.${key}`);
@@ -102,16 +137,28 @@ export function applyOverrides(config: Record<string, unknown>, overrides: strin
     const parts = key.split('.').flatMap((p) => {
       const m = /^([^[\]]+)((?:\[\d+\])*)$/.exec(p);
       if (!m) throw new ConfigError('--set', `cannot parse the key '${key}'`);
+      checkKey(m[1], '--set');
       return [m[1], ...[...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]))];
     });
+    checkKeysDeep(value, `--set ${key}`);
     let node: Record<string | number, unknown> = out as Record<string, unknown>;
-    for (let k = 0; k < parts.length - 1; k++) {
+    for (let k = 0; k < parts.length; k++) {
       const p = parts[k];
+      const here = parts.slice(0, k + 1).join('.');
+      if (typeof p === 'number') {
+        if (!Array.isArray(node)) throw new ConfigError('--set', `'${parts.slice(0, k).join('.')}' is not an array in '${key}'`);
+        if (p > node.length) throw new ConfigError('--set', `index ${p} is past the end of '${parts.slice(0, k).join('.')}' (length ${node.length}) in '${key}'`);
+      } else if (Array.isArray(node)) {
+        throw new ConfigError('--set', `'${parts.slice(0, k).join('.')}' is an array; use [index] in '${key}'`);
+      }
+      if (k === parts.length - 1) {
+        node[p] = value;
+        break;
+      }
       if (node[p] === undefined || node[p] === null) node[p] = typeof parts[k + 1] === 'number' ? [] : {};
-      if (typeof node[p] !== 'object') throw new ConfigError('--set', `'${parts.slice(0, k + 1).join('.')}' is not an object in '${key}'`);
+      if (typeof node[p] !== 'object') throw new ConfigError('--set', `'${here}' is not an object in '${key}'`);
       node = node[p] as Record<string | number, unknown>;
     }
-    node[parts[parts.length - 1]] = value;
   }
   return out;
 }
@@ -122,13 +169,17 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError('--config', `cannot read '${path}': ${(e as Error).message}`);
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+    throw new ConfigError('--config', `cannot read '${path}': ${why}`);
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the top level must be an object');
-    return v as Record<string, unknown>;
+    v = JSON.parse(text) as unknown;
   } catch (e) {
     throw new ConfigError(path, `is not valid JSON: ${(e as Error).message}`);
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(path, `the top level must be an object, got ${describe(v)}`);
+  checkKeysDeep(v, 'config');
+  return v as Record<string, unknown>;
 }

@@ -65,12 +65,32 @@ export interface FitOptions {
   onEpochEnd?: (record: EpochRecord) => void | Promise<void>;
   /** Stops after the current batch when aborted; the last checkpoint stays intact. */
   signal?: AbortSignal;
+  /**
+   * The largest share of an epoch's batches whose step may fail (a non-finite loss or
+   * gradient, so no update) before the run stops with a {@link TrainingError}. Default
+   * 0.5; 1 disables the check. An epoch with no applied optimizer step always stops the run.
+   */
+  maxSkippedShare?: number;
+}
+
+/**
+ * Training that cannot make progress: an epoch with no applied optimizer step, too many
+ * failed (non-finite) steps, or a non-finite validation loss. The last checkpoint is left
+ * as it was before the failing epoch.
+ */
+export class TrainingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingError';
+  }
 }
 
 export interface FitResult {
   history: EpochRecord[];
   best: { epoch: number; value: number; monitor: string; dir: string } | null;
   stoppedEarly: boolean;
+  /** Why early stopping ended the run (one line), or null. */
+  stopReason: string | null;
   aborted: boolean;
 }
 
@@ -193,7 +213,12 @@ function findLast(dir: string): string {
 }
 
 async function restoreCheckpoint(trainer: Trainer, dir: string): Promise<SavedState> {
-  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as SavedState;
+  let state: SavedState;
+  try {
+    state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as SavedState;
+  } catch (e) {
+    throw new Error(`fit: cannot read the checkpoint ${path.join(dir, 'state.json')}: ${(e as Error).message}`);
+  }
   if (state.version !== CHECKPOINT_VERSION) throw new Error(`fit: checkpoint '${dir}' has version ${state.version}, expected ${CHECKPOINT_VERSION}`);
   const saved = await Module.load(path.join(dir, 'model.pt'));
   trainer.module.loadStateDict(saved.stateDict());
@@ -231,6 +256,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   if (!(trainer instanceof Trainer)) throw is.invalidType(where, 'trainer', 'a Trainer', trainer);
   const o = is.options<FitOptions>(where, options, [
     'epochs', 'train', 'validation', 'schedule', 'clipGradNorm', 'accumulate', 'checkpoint', 'earlyStopping', 'resume', 'loggers', 'onBatchEnd', 'onEpochEnd', 'signal',
+    'maxSkippedShare',
   ]);
   const epochs = is.integer(where, 'epochs', o.epochs, 1);
   if (typeof o.train !== 'function') throw is.invalidType(where, 'train', 'a function (epoch) => batches', o.train);
@@ -240,9 +266,17 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   const monitor = o.checkpoint?.monitor ?? (o.validation ? 'val.accuracy' : 'train.loss');
   const mode = o.checkpoint?.mode ?? defaultMode(monitor);
   const stopMonitor = o.earlyStopping?.monitor;
+  const maxSkippedShare = o.maxSkippedShare === undefined ? 0.5 : is.inRange(where, 'maxSkippedShare', o.maxSkippedShare, 0, 1);
+  // Settings that cannot work are rejected before the first step.
+  const blank: EpochRecord = { epoch: 0, trainLoss: 0, trainAdversarialLoss: [], steps: 0, notApplied: 0, skippedAttacks: 0, seconds: 0 };
+  const checkMonitor = (field: string, metric: string) => {
+    metricValue(metric, blank);
+    if (metric.startsWith('val.') && !o.validation) throw new TypeError(`${where}: ${field} '${metric}' needs validation batches (options.validation)`);
+  };
+  checkMonitor('checkpoint.monitor', monitor);
   if (o.earlyStopping) {
     is.integer(where, 'earlyStopping.patience', o.earlyStopping.patience, 1);
-    metricValue(o.earlyStopping.monitor, { epoch: 0, trainLoss: 0, trainAdversarialLoss: [], steps: 0, notApplied: 0, skippedAttacks: 0, seconds: 0 });
+    checkMonitor('earlyStopping.monitor', o.earlyStopping.monitor);
   }
 
   let state: SavedState = { version: CHECKPOINT_VERSION, epoch: 0, globalStep: 0, history: [], best: null, bad: 0 };
@@ -253,92 +287,131 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   const emit = (e: Omit<LogEvent, 'time'>) => loggers.forEach((l) => l.log({ ...e, time: Date.now() - started }));
   emit({ kind: 'run-start', step: trainer.globalStep, epoch: state.epoch, values: {} });
   let stoppedEarly = false;
+  let stopReason: string | null = null;
   let aborted = false;
-  for (let epoch = state.epoch + 1; epoch <= epochs && !stoppedEarly && !aborted; epoch++) {
-    const t0 = Date.now();
-    let lossSum = 0;
-    let advSum: number[] = [];
-    let applied = 0;
-    let notApplied = 0;
-    let skippedAttacks = 0;
-    let batch = 0;
-    let micro = 0;
-    const source = o.train(epoch);
-    const batches = Array.isArray(source) ? source.length : undefined;
-    for await (const b of source) {
-      micro++;
-      const last = micro % accumulate === 0;
-      const lr = o.schedule ? o.schedule(trainer.globalStep) : undefined;
-      const r = await trainer.step(b.inputs, b.target, {
-        ...(lr !== undefined ? { lr } : {}),
-        ...(o.clipGradNorm !== undefined ? { clipGradNorm: o.clipGradNorm } : {}),
-        ...(accumulate > 1 ? { accumulate: !last, lossScale: 1 / accumulate } : {}),
-      });
-      batch++;
-      if (r.applied || r.accumulated) {
-        lossSum += r.cleanLoss;
-        if (advSum.length === 0) advSum = r.groupLosses.map(() => 0);
-        r.groupLosses.forEach((v, k) => (advSum[k] += v));
-        applied++;
-      } else {
-        notApplied++;
+  try {
+    for (let epoch = state.epoch + 1; epoch <= epochs && !stoppedEarly && !aborted; epoch++) {
+      const t0 = Date.now();
+      let lossSum = 0;
+      let advSum: number[] = [];
+      let applied = 0;
+      let notApplied = 0;
+      let skippedAttacks = 0;
+      let optimizerSteps = 0;
+      let failed = 0;
+      let firstFailure: string | null = null;
+      let batch = 0;
+      let micro = 0;
+      const source = o.train(epoch);
+      const batches = Array.isArray(source) ? source.length : undefined;
+      if (batches !== undefined && batches < accumulate) {
+        throw new RangeError(`${where}: accumulate ${accumulate} is larger than the ${batches} batches of epoch ${epoch}; no optimizer step would run`);
       }
-      skippedAttacks += r.skipped.reduce((a, c) => a + c, 0);
-      const values: Record<string, number> = { loss: r.cleanLoss, lr: r.lr, gradNorm: r.gradNorm };
-      r.groupLosses.forEach((v, k) => (values[`adv_loss_${k}`] = v));
-      emit({ kind: 'batch', step: trainer.globalStep, epoch, batch, ...(batches !== undefined ? { batches } : {}), values });
-      if (o.onBatchEnd) await o.onBatchEnd({ epoch, batch, result: r });
-      if (o.signal?.aborted) {
-        aborted = true;
-        break;
+      for await (const b of source) {
+        micro++;
+        const last = micro % accumulate === 0;
+        const lr = o.schedule ? o.schedule(trainer.globalStep) : undefined;
+        const r = await trainer.step(b.inputs, b.target, {
+          ...(lr !== undefined ? { lr } : {}),
+          ...(o.clipGradNorm !== undefined ? { clipGradNorm: o.clipGradNorm } : {}),
+          ...(accumulate > 1 ? { accumulate: !last, lossScale: 1 / accumulate } : {}),
+        });
+        batch++;
+        if (r.applied) optimizerSteps++;
+        if (!r.applied && !r.accumulated) {
+          failed++;
+          if (firstFailure === null) firstFailure = `batch ${batch}: ${r.reason ?? 'not applied'}`;
+        }
+        if (r.applied || r.accumulated) {
+          lossSum += r.cleanLoss;
+          if (advSum.length === 0) advSum = r.groupLosses.map(() => 0);
+          r.groupLosses.forEach((v, k) => (advSum[k] += v));
+          applied++;
+        } else {
+          notApplied++;
+        }
+        skippedAttacks += r.skipped.reduce((a, c) => a + c, 0);
+        const values: Record<string, number> = { loss: r.cleanLoss, lr: r.lr, gradNorm: r.gradNorm };
+        r.groupLosses.forEach((v, k) => (values[`adv_loss_${k}`] = v));
+        emit({ kind: 'batch', step: trainer.globalStep, epoch, batch, ...(batches !== undefined ? { batches } : {}), values });
+        if (o.onBatchEnd) await o.onBatchEnd({ epoch, batch, result: r });
+        if (o.signal?.aborted) {
+          aborted = true;
+          break;
+        }
       }
+      if (aborted) break;
+      if (batch === 0) throw new TrainingError(`${where}: epoch ${epoch} has no training batches`);
+      if (optimizerSteps === 0) {
+        throw new TrainingError(
+          `${where}: epoch ${epoch} applied no optimizer step in ${batch} batch(es)` +
+            (failed > 0 ? ` (${failed} failed; first at ${firstFailure})` : accumulate > 1 ? ` (accumulate ${accumulate})` : ''),
+        );
+      }
+      if (failed / batch > maxSkippedShare) {
+        throw new TrainingError(
+          `${where}: epoch ${epoch}: ${failed} of ${batch} steps failed (${((100 * failed) / batch).toFixed(0)}% > maxSkippedShare ${maxSkippedShare}); first at ${firstFailure}`,
+        );
+      }
+      const record: EpochRecord = {
+        epoch,
+        trainLoss: applied ? lossSum / applied : NaN,
+        trainAdversarialLoss: advSum.map((v) => v / Math.max(applied, 1)),
+        steps: applied,
+        notApplied,
+        skippedAttacks,
+        seconds: (Date.now() - t0) / 1000,
+      };
+      if (o.validation) {
+        record.validation = await evaluate(trainer.module, o.validation(epoch));
+        if (!Number.isFinite(record.validation.loss)) {
+          throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
+        }
+      }
+      state.history.push(record);
+      state.epoch = epoch;
+      state.globalStep = trainer.globalStep;
+      const values: Record<string, number> = { 'train/loss': record.trainLoss };
+      record.trainAdversarialLoss.forEach((v, k) => (values[`train/adv_loss_${k}`] = v));
+      if (record.validation) {
+        values['val/loss'] = record.validation.loss;
+        values['val/accuracy'] = record.validation.accuracy;
+        values['val/macroF1'] = record.validation.macroF1;
+      }
+      emit({ kind: 'epoch', step: trainer.globalStep, epoch, values });
+      // Best model and early stopping.
+      const current = metricValue(monitor, record);
+      const improved =
+        current !== undefined && !Number.isNaN(current) && (state.best === null || (mode === 'max' ? current > state.best.value : current < state.best.value));
+      if (improved && o.checkpoint) {
+        const dir = await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state);
+        state.best = { epoch, value: current as number, monitor, dir };
+      } else if (improved) {
+        state.best = { epoch, value: current as number, monitor, dir: '' };
+      }
+      if (o.earlyStopping && stopMonitor) {
+        const value = metricValue(stopMonitor, record);
+        const history = state.history.slice(0, -1).map((h) => metricValue(stopMonitor, h)).filter((v): v is number => v !== undefined);
+        const m = o.earlyStopping.mode ?? defaultMode(stopMonitor);
+        const delta = o.earlyStopping.minDelta ?? 0;
+        const bestBefore = history.length === 0 ? undefined : m === 'max' ? Math.max(...history) : Math.min(...history);
+        const better = value !== undefined && (bestBefore === undefined || (m === 'max' ? value > bestBefore + delta : value < bestBefore - delta));
+        state.bad = better ? 0 : state.bad + 1;
+        if (state.bad >= o.earlyStopping.patience && epoch < epochs) {
+          stoppedEarly = true;
+          const all = state.history.map((h) => metricValue(stopMonitor, h) ?? NaN);
+          const best = m === 'max' ? Math.max(...all) : Math.min(...all);
+          stopReason =
+            `early stopping: ${stopMonitor} did not improve${delta > 0 ? ` by more than ${delta}` : ''} for ${o.earlyStopping.patience} epoch(s) ` +
+            `(best ${best.toFixed(4)} at epoch ${state.history[all.indexOf(best)]?.epoch ?? '?'}); stopped after epoch ${epoch} of ${epochs}`;
+        }
+      }
+      if (o.checkpoint) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
+      if (o.onEpochEnd) await o.onEpochEnd(record);
     }
-    if (aborted) break;
-    const record: EpochRecord = {
-      epoch,
-      trainLoss: applied ? lossSum / applied : NaN,
-      trainAdversarialLoss: advSum.map((v) => v / Math.max(applied, 1)),
-      steps: applied,
-      notApplied,
-      skippedAttacks,
-      seconds: (Date.now() - t0) / 1000,
-    };
-    if (o.validation) record.validation = await evaluate(trainer.module, o.validation(epoch));
-    state.history.push(record);
-    state.epoch = epoch;
-    state.globalStep = trainer.globalStep;
-    const values: Record<string, number> = { 'train/loss': record.trainLoss };
-    record.trainAdversarialLoss.forEach((v, k) => (values[`train/adv_loss_${k}`] = v));
-    if (record.validation) {
-      values['val/loss'] = record.validation.loss;
-      values['val/accuracy'] = record.validation.accuracy;
-      values['val/macroF1'] = record.validation.macroF1;
-    }
-    emit({ kind: 'epoch', step: trainer.globalStep, epoch, values });
-    // Best model and early stopping.
-    const current = metricValue(monitor, record);
-    const improved =
-      current !== undefined && !Number.isNaN(current) && (state.best === null || (mode === 'max' ? current > state.best.value : current < state.best.value));
-    if (improved && o.checkpoint) {
-      const dir = await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state);
-      state.best = { epoch, value: current as number, monitor, dir };
-    } else if (improved) {
-      state.best = { epoch, value: current as number, monitor, dir: '' };
-    }
-    if (o.earlyStopping && stopMonitor) {
-      const value = metricValue(stopMonitor, record);
-      const history = state.history.slice(0, -1).map((h) => metricValue(stopMonitor, h)).filter((v): v is number => v !== undefined);
-      const m = o.earlyStopping.mode ?? defaultMode(stopMonitor);
-      const delta = o.earlyStopping.minDelta ?? 0;
-      const bestBefore = history.length === 0 ? undefined : m === 'max' ? Math.max(...history) : Math.min(...history);
-      const better = value !== undefined && (bestBefore === undefined || (m === 'max' ? value > bestBefore + delta : value < bestBefore - delta));
-      state.bad = better ? 0 : state.bad + 1;
-      if (state.bad >= o.earlyStopping.patience) stoppedEarly = true;
-    }
-    if (o.checkpoint) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
-    if (o.onEpochEnd) await o.onEpochEnd(record);
+    emit({ kind: 'run-end', step: trainer.globalStep, epoch: state.epoch, values: {} });
+  } finally {
+    await Promise.all(loggers.map((l) => l.close()));
   }
-  emit({ kind: 'run-end', step: trainer.globalStep, epoch: state.epoch, values: {} });
-  await Promise.all(loggers.map((l) => l.close()));
-  return { history: state.history, best: state.best, stoppedEarly, aborted };
+  return { history: state.history, best: state.best, stoppedEarly, stopReason, aborted };
 }

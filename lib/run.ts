@@ -3,8 +3,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { applyOverrides, ConfigError, Field, validate } from './config';
+import { applyOverrides, checkKeysDeep, ConfigError, Field, validate } from './config';
 import {
+  DataFormatError,
   loadFashionMnist,
   loadMnistPackage,
   loadSpamAssassin,
@@ -16,6 +17,7 @@ import {
   TextBatches,
   Vocabulary,
 } from './data';
+import { readError } from './data/errors';
 import { Batch, evaluate, fit, FitResult, Metrics } from './fit';
 import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './logging';
 import { Module, ModelSpec } from './module';
@@ -24,11 +26,18 @@ import { setNumThreads } from './backends';
 import { manualSeed, Tensor } from './tensor';
 import { AttackConfig, Trainer, TrainerOptions } from './trainer';
 
+/** Run names and labels become directory names: plain file names only. */
+export const SAFE_NAME = /^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$/;
+const SAFE_NAME_DOC = "a plain file name of letters, digits, '.', '_' and '-' (1 to 128 characters, not '.' or '..')";
+
+/** The metrics fit() can monitor. */
+export const METRICS = ['train.loss', 'val.loss', 'val.accuracy', 'val.macroF1'] as const;
+
 /** The schema of a run configuration (see docs/cli.md). */
 export const RUN_SCHEMA: Field = {
   type: 'object',
   fields: {
-    name: { type: 'string', default: 'run' },
+    name: { type: 'string', default: 'run', pattern: SAFE_NAME, patternDoc: SAFE_NAME_DOC },
     data: {
       type: 'object',
       required: true,
@@ -39,7 +48,8 @@ export const RUN_SCHEMA: Field = {
         labelColumn: { type: 'any' },
         onBadRow: { type: 'enum', values: ['skip', 'fail'], default: 'fail' },
         maxExamples: { type: 'integer', min: 1 },
-        validation: { type: 'number', min: 0, max: 1, exclusiveMax: true, default: 0.1 },
+        validation: { type: 'number', min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, default: 0.1 },
+        validationPath: { type: 'string' },
         lowercase: { type: 'boolean', default: true },
         removeStopwords: { type: 'boolean', default: false },
         removePunctuation: { type: 'boolean', default: true },
@@ -74,8 +84,13 @@ export const RUN_SCHEMA: Field = {
             minLr: { type: 'number', min: 0 },
           },
         },
-        earlyStopping: { type: 'object', fields: { monitor: { type: 'string', default: 'val.loss' }, patience: { type: 'integer', min: 1, default: 3 }, minDelta: { type: 'number', min: 0 } } },
-        monitor: { type: 'string', default: 'val.accuracy' },
+        earlyStopping: {
+          type: 'object',
+          optional: true,
+          fields: { monitor: { type: 'enum', values: METRICS, default: 'val.loss' }, patience: { type: 'integer', min: 1, default: 3 }, minDelta: { type: 'number', min: 0 } },
+        },
+        monitor: { type: 'enum', values: METRICS, default: 'val.accuracy' },
+        maxSkippedShare: { type: 'number', min: 0, max: 1, default: 0.5 },
       },
     },
     output: {
@@ -90,7 +105,9 @@ export const RUN_SCHEMA: Field = {
     },
     compare: {
       type: 'object',
-      fields: { methods: { type: 'array', items: { type: 'object', open: true, fields: { label: { type: 'string', required: true } } } } },
+      fields: {
+        methods: { type: 'array', minItems: 1, items: { type: 'object', open: true, fields: { label: { type: 'string', required: true, pattern: SAFE_NAME, patternDoc: SAFE_NAME_DOC } } } },
+      },
     },
   },
 };
@@ -105,6 +122,7 @@ export interface RunConfig {
     onBadRow: 'skip' | 'fail';
     maxExamples?: number;
     validation: number;
+    validationPath?: string;
     lowercase: boolean;
     removeStopwords: boolean;
     removePunctuation: boolean;
@@ -129,6 +147,8 @@ export interface RunConfig {
     schedule: { type: 'constant' | 'cosine' | 'step'; warmupSteps: number; stepSize?: number; gamma?: number; minLr?: number };
     earlyStopping?: { monitor: string; patience: number; minDelta?: number };
     monitor: string;
+    maxSkippedShare: number;
+    /** Where the model, the batches and the optimizer state live: 'cpu', 'cuda' or 'cuda:N'. */
   };
   output: { dir: string; tensorboard: boolean; jsonl: boolean; progress: boolean; checkpoint: boolean };
   compare?: { methods?: ({ label: string } & Record<string, unknown>)[] };
@@ -136,10 +156,24 @@ export interface RunConfig {
 
 /** Validates a raw configuration (after `--set` overrides), filling defaults. */
 export function parseRunConfig(raw: Record<string, unknown>, overrides: string[] = []): RunConfig {
-  const config = validate(applyOverrides(raw, overrides), RUN_SCHEMA, 'config') as unknown as RunConfig;
+  checkKeysDeep(raw, 'config');
+  const merged = applyOverrides(raw, overrides);
+  const config = validate(merged, RUN_SCHEMA, 'config') as unknown as RunConfig;
   const d = config.data;
   const text = ['csv', 'tsv', 'jsonl', 'spam-assassin'].includes(d.source);
-  if (['csv', 'tsv', 'jsonl'].includes(d.source) && d.path === undefined) throw new ConfigError('config.data.path', `is required for source '${d.source}'`);
+  const file = ['csv', 'tsv', 'jsonl'].includes(d.source);
+  if (file && d.path === undefined) throw new ConfigError('config.data.path', `is required for source '${d.source}'`);
+  if (!file && d.path !== undefined) throw new ConfigError('config.data.path', `is not used by source '${d.source}'`);
+  if (d.validationPath !== undefined) {
+    if (!file) throw new ConfigError('config.data.validationPath', `is only for sources csv, tsv and jsonl (source '${d.source}' has its own validation split)`);
+    if ((merged.data as Record<string, unknown>).validation !== undefined) {
+      throw new ConfigError('config.data.validation', 'is not used with data.validationPath (the validation data is that file); give one of them');
+    }
+  }
+  if (!text && d.vectors !== undefined) throw new ConfigError('config.data.vectors', `word vectors need text data, but data.source is '${d.source}'`);
+  const labels = (config.compare?.methods ?? []).map((m) => m.label);
+  const repeated = labels.find((l, k) => labels.indexOf(l) !== k);
+  if (repeated !== undefined) throw new ConfigError('config.compare.methods', `the label '${repeated}' is used twice (each method writes to output.dir/name/<label>/)`);
   if (config.model === undefined || (config.model as { kind?: string }).kind === undefined) throw new ConfigError('config.model.kind', 'is required');
   const kind = config.model.kind;
   if (text && !['textrnn', 'textcnn', 'torchscript'].includes(kind)) throw new ConfigError('config.model.kind', `'${kind}' does not take text; use textrnn, textcnn or torchscript`);
@@ -163,10 +197,84 @@ export interface PreparedData {
   validationExamples: number;
 }
 
-/** Loads and prepares the data a configuration describes (deterministic in data.seed). */
-export async function prepareData(config: RunConfig, vocabFile?: string): Promise<PreparedData> {
+/** Fixed inputs of {@link prepareData}: those a trained run saved (resume, eval). */
+export interface PrepareOptions {
+  /** The run's vocabulary (vocab.json) instead of one built from the training split. */
+  vocabFile?: string;
+  /** The run's label names (labels.json): label ids follow them, an unknown label is an error. */
+  labelsFile?: string;
+}
+
+/** Saves a run's label names (label id = index) as JSON: `{"labels": [...]}`. */
+export function saveLabels(file: string, names: readonly string[]): void {
+  fs.writeFileSync(file, JSON.stringify({ labels: names }, null, 2) + '\n');
+}
+
+/** Reads label names saved with {@link saveLabels}; a malformed file is an error naming it. */
+export function loadLabels(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw readError('loadLabels', file, e);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new DataFormatError(file, undefined, `invalid JSON: ${(e as Error).message}`);
+  }
+  const labels = (json as { labels?: unknown } | null)?.labels;
+  if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string' && l.trim() !== '')) {
+    throw new DataFormatError(file, undefined, 'expected {"labels": [non-empty strings]}');
+  }
+  if (new Set(labels).size !== labels.length) throw new DataFormatError(file, undefined, 'a label is repeated');
+  return labels as string[];
+}
+
+/** An input file the configuration names: it must be a readable regular file (a FIFO or a device would block). */
+function checkInputFile(field: string, file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    throw readError(field, file, e);
+  }
+  if (st.isDirectory()) throw new DataFormatError(file, undefined, `is a directory (${field})`);
+  if (!st.isFile()) throw new DataFormatError(file, undefined, `is not a regular file (${field})`);
+}
+
+async function readLabelled(
+  config: RunConfig,
+  field: string,
+  file: string,
+  labelNames?: string[],
+  limit = true,
+): Promise<{ texts: string[]; labels: Int32Array; labelNames: string[] }> {
   const d = config.data;
+  checkInputFile(field, file);
+  const ds = await readTextDataset(file, {
+    format: d.source as 'csv' | 'tsv' | 'jsonl',
+    textColumn: d.textColumn ?? 'text',
+    labelColumn: d.labelColumn ?? 'label',
+    onBadRow: d.onBadRow,
+    ...(labelNames ? { labels: labelNames } : {}),
+    ...(limit && d.maxExamples !== undefined ? { limit: d.maxExamples } : {}),
+  });
+  if (ds.skipped.length > 0) console.error(`data: skipped ${ds.skipped.length} malformed row(s) of ${file} (first at line ${ds.skipped[0].line}: ${ds.skipped[0].reason})`);
+  return ds;
+}
+
+/** Loads and prepares the data a configuration describes (deterministic in data.seed). */
+export async function prepareData(config: RunConfig, fixed: PrepareOptions | string = {}): Promise<PreparedData> {
+  const o: PrepareOptions = typeof fixed === 'string' ? { vocabFile: fixed } : fixed;
+  const d = config.data;
+  const savedLabels = o.labelsFile !== undefined ? loadLabels(o.labelsFile) : undefined;
   if (d.source === 'mnist' || d.source === 'fashion-mnist') {
+    const names = Array.from({ length: 10 }, (_, k) => String(k));
+    if (savedLabels && savedLabels.join('\u0000') !== names.join('\u0000')) {
+      throw new DataFormatError(o.labelsFile as string, undefined, `the run's labels (${savedLabels.join(', ')}) are not the 10 digit classes of ${d.source}`);
+    }
     let train;
     let test;
     if (d.source === 'mnist') {
@@ -182,7 +290,7 @@ export async function prepareData(config: RunConfig, vocabFile?: string): Promis
       train: (e) => trainBatches.epoch(e),
       validation: () => testBatches.epoch(1),
       numClasses: 10,
-      labelNames: Array.from({ length: 10 }, (_, k) => String(k)),
+      labelNames: names,
       trainExamples: trainBatches.size,
       validationExamples: testBatches.size,
     };
@@ -190,31 +298,55 @@ export async function prepareData(config: RunConfig, vocabFile?: string): Promis
   let texts: string[];
   let labels: ArrayLike<number>;
   let labelNames: string[];
+  let held: { texts: string[]; labels: ArrayLike<number> } | undefined;
   if (d.source === 'spam-assassin') {
     const ds = loadSpamAssassin({ seed: d.seed, ...(d.maxExamples !== undefined ? { maxMessages: d.maxExamples } : {}) });
     ({ texts, labels } = ds);
     labelNames = [...ds.labelNames];
+    if (savedLabels && savedLabels.join('\u0000') !== labelNames.join('\u0000')) {
+      throw new DataFormatError(o.labelsFile as string, undefined, `the run's labels (${savedLabels.join(', ')}) differ from spam-assassin's (${labelNames.join(', ')})`);
+    }
   } else {
-    const ds = await readTextDataset(d.path as string, {
-      format: d.source,
-      textColumn: d.textColumn ?? 'text',
-      labelColumn: d.labelColumn ?? 'label',
-      onBadRow: d.onBadRow,
-      ...(d.maxExamples !== undefined ? { limit: d.maxExamples } : {}),
-    });
-    ({ texts, labels, labelNames } = ds);
-    if (ds.skipped.length > 0) console.error(`data: skipped ${ds.skipped.length} malformed row(s) of ${d.path} (first at line ${ds.skipped[0].line}: ${ds.skipped[0].reason})`);
+    ({ texts, labels, labelNames } = await readLabelled(config, 'config.data.path', d.path as string, savedLabels));
+    if (d.validationPath !== undefined) {
+      // Label ids follow the training file (or the run); a label it does not have is an error.
+      held = await readLabelled(config, 'config.data.validationPath', d.validationPath, labelNames, false);
+    }
   }
-  const tokens = texts.map((t) => tokenize(t, { lowercase: d.lowercase, removeStopwords: d.removeStopwords, removePunctuation: d.removePunctuation }));
-  const split = splitIndices(tokens.length, { validation: d.validation, seed: d.seed });
+  const tok = (t: string) => tokenize(t, { lowercase: d.lowercase, removeStopwords: d.removeStopwords, removePunctuation: d.removePunctuation });
+  const tokens = texts.map(tok);
   const pick = <T>(xs: ArrayLike<T>, idx: Int32Array) => Array.from(idx, (i) => xs[i]);
-  const trainTokens = pick(tokens, split.train);
-  const vocab = vocabFile ? await Vocabulary.load(vocabFile) : Vocabulary.build(trainTokens, { maxSize: d.vocabSize, minFreq: d.minFreq });
+  let trainTokens: string[][];
+  let trainLabels: number[];
+  let valTokens: string[][];
+  let valLabels: number[];
+  if (held) {
+    trainTokens = tokens;
+    trainLabels = Array.from(labels);
+    valTokens = held.texts.map(tok);
+    valLabels = Array.from(held.labels);
+  } else {
+    const split = splitIndices(tokens.length, { validation: d.validation, seed: d.seed });
+    if (split.validation.length === 0 || split.train.length === 0) {
+      throw new ConfigError(
+        'config.data.validation',
+        `a fraction of ${d.validation} of ${tokens.length} examples leaves ${split.train.length} for training and ${split.validation.length} for validation; change it or give data.validationPath`,
+      );
+    }
+    trainTokens = pick(tokens, split.train);
+    trainLabels = pick(labels, split.train);
+    valTokens = pick(tokens, split.validation);
+    valLabels = pick(labels, split.validation);
+  }
+  const vocab = o.vocabFile ? await Vocabulary.load(o.vocabFile) : Vocabulary.build(trainTokens, { maxSize: d.vocabSize, minFreq: d.minFreq });
   const options = { batchSize: d.batchSize, maxLength: d.maxLength };
-  const train = TextBatches.fromTokens(trainTokens, pick(labels, split.train), vocab, { ...options, shuffle: true, seed: d.seed, bucket: d.bucket });
-  const validation = TextBatches.fromTokens(pick(tokens, split.validation), pick(labels, split.validation), vocab, { ...options, batchSize: 256 });
+  const train = TextBatches.fromTokens(trainTokens, trainLabels, vocab, { ...options, shuffle: true, seed: d.seed, bucket: d.bucket });
+  const validation = TextBatches.fromTokens(valTokens, valLabels, vocab, { ...options, batchSize: 256 });
   let vectors: Tensor | undefined;
-  if (d.vectors !== undefined) vectors = (await loadWordVectors(d.vectors, vocab, { seed: d.seed })).vectors;
+  if (d.vectors !== undefined) {
+    checkInputFile('config.data.vectors', d.vectors);
+    vectors = (await loadWordVectors(d.vectors, vocab, { seed: d.seed })).vectors;
+  }
   return {
     kind: 'text',
     train: (e) => train.epoch(e),
@@ -288,22 +420,62 @@ export interface RunOptions {
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Stops training after the current batch (fit's `signal`); the summary covers the finished epochs. */
   signal?: AbortSignal;
+  /** Resumes from output.dir/name/label/checkpoints/last, with the run's saved vocabulary and labels. */
+  resume?: boolean;
 }
 
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
 export async function runFromConfig(config: RunConfig, options: RunOptions = {}): Promise<RunSummary> {
-  if (config.training.threads !== undefined) setNumThreads(config.training.threads);
-  manualSeed(config.training.seed);
-  const data = options.data ?? (await prepareData(config));
   const attack = (options.attack ?? config.attack) as unknown as AttackConfig;
   const label = options.label ?? attack.method;
-  const dir = path.join(config.output.dir, config.name, label.replace(/[^A-Za-z0-9._-]+/g, '_'));
-  fs.mkdirSync(dir, { recursive: true });
-  if (data.vocab) await data.vocab.save(path.join(dir, 'vocab.json'));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, attack }, null, 2));
+  const dir = runDirectory(config, label);
+  const checkpoints = path.join(dir, 'checkpoints');
+  const notify = (line: string) => (options.stream ?? process.stdout).write(`${line}\n`);
+  // Everything is checked before anything is written: output folder, data, model, trainer.
+  checkOutputDir(dir);
+  let fixed: PrepareOptions = {};
+  if (options.resume) {
+    if (!['last', 'last.old'].some((n) => fs.existsSync(path.join(checkpoints, n, 'state.json')))) {
+      throw new ConfigError('--resume', `no checkpoint to resume in '${checkpoints}' (expected ${path.join(checkpoints, 'last', 'state.json')})`);
+    }
+    if (options.data) throw new ConfigError('--resume', 'cannot reuse prepared data: a resumed run reads its own vocabulary and labels');
+    fixed = {
+      ...(fs.existsSync(path.join(dir, 'vocab.json')) ? { vocabFile: path.join(dir, 'vocab.json') } : {}),
+      ...(fs.existsSync(path.join(dir, 'labels.json')) ? { labelsFile: path.join(dir, 'labels.json') } : {}),
+    };
+    if (isFileSource(config) && fixed.labelsFile === undefined) {
+      throw new ConfigError('--resume', `'${dir}' has no labels.json: the run's label ids are unknown, so it cannot be resumed safely`);
+    }
+  }
+  if (config.training.threads !== undefined) setNumThreads(config.training.threads);
+  manualSeed(config.training.seed);
+  const data = options.data ?? (await prepareData(config, fixed));
+  const batchesPerEpoch = Math.ceil(data.trainExamples / config.data.batchSize);
+  if (config.training.accumulate > batchesPerEpoch) {
+    throw new ConfigError(
+      'config.training.accumulate',
+      `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es) (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
+    );
+  }
   const model = await buildModel(config, data);
-  const trainerOptions = { optimizer: config.optimizer, attack, ...(Object.keys(config.loss).length ? { loss: config.loss } : {}) } as unknown as TrainerOptions;
-  const trainer = new Trainer(model, trainerOptions);
+  const trainerOptions = {
+    optimizer: config.optimizer,
+    attack,
+    ...(Object.keys(config.loss).length ? { loss: config.loss } : {}),
+  } as unknown as TrainerOptions;
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer(model, trainerOptions);
+  } catch (e) {
+    // The trainer only reads its options (optimizer, loss, attack targets): any error is theirs.
+    if (typeof (e as Error | null)?.message === 'string') throw new ConfigError('config', (e as Error).message);
+    throw e;
+  }
+  // Now the run's files.
+  writeRunFile(dir, () => fs.mkdirSync(dir, { recursive: true }));
+  if (data.vocab && !fixed.vocabFile) await writeRunFileAsync(path.join(dir, 'vocab.json'), (f) => data.vocab!.save(f));
+  if (!fixed.labelsFile) writeRunFile(path.join(dir, 'labels.json'), (f) => saveLabels(f, data.labelNames));
+  writeRunFile(path.join(dir, 'config.json'), (f) => fs.writeFileSync(f, JSON.stringify({ ...config, attack }, null, 2)));
   const loggers: Logger[] = [...(options.loggers ?? [])];
   if (config.output.progress) loggers.push(new ProgressLogger(options.stream ?? process.stdout, { epochs: config.training.epochs }));
   if (config.output.jsonl) loggers.push(new JsonlLogger(path.join(dir, 'log.jsonl')));
@@ -318,11 +490,14 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     ...(lr ? { schedule: lr } : {}),
     ...(config.training.clipGradNorm !== undefined ? { clipGradNorm: config.training.clipGradNorm } : {}),
     ...(config.training.accumulate > 1 ? { accumulate: config.training.accumulate } : {}),
-    ...(config.output.checkpoint ? { checkpoint: { dir: path.join(dir, 'checkpoints'), monitor: config.training.monitor } } : {}),
+    ...(config.output.checkpoint ? { checkpoint: { dir: checkpoints, monitor: config.training.monitor } } : {}),
     ...(config.training.earlyStopping ? { earlyStopping: config.training.earlyStopping } : {}),
+    ...(options.resume ? { resume: checkpoints } : {}),
+    maxSkippedShare: config.training.maxSkippedShare,
     loggers,
     ...(options.signal ? { signal: options.signal } : {}),
   });
+  if (result.stopReason) notify(result.stopReason);
   const seconds = (Date.now() - started) / 1000;
   const last = result.history[result.history.length - 1];
   if (last === undefined) throw new Error(`run '${config.name}' was aborted before its first epoch ended`);
@@ -339,16 +514,170 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     secondsPerEpoch: seconds / Math.max(1, result.history.length),
     history: result.history,
   };
-  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
+  writeRunFile(path.join(dir, 'summary.json'), (f) => fs.writeFileSync(f, JSON.stringify(summary, null, 2)));
   return summary;
 }
 
-/** Evaluates a saved model (a checkpoint directory or a .pt file) on the configuration's validation data. */
-export async function evaluateFromConfig(config: RunConfig, checkpoint: string): Promise<Metrics> {
-  const file = fs.existsSync(path.join(checkpoint, 'model.pt')) ? path.join(checkpoint, 'model.pt') : checkpoint;
-  const runDir = path.dirname(path.dirname(path.resolve(file)));
-  const vocabFile = [path.join(runDir, 'vocab.json'), path.join(path.dirname(runDir), 'vocab.json')].find((f) => fs.existsSync(f));
-  const data = await prepareData(config, vocabFile);
+const isFileSource = (config: RunConfig) => ['csv', 'tsv', 'jsonl'].includes(config.data.source);
+const isTextSource = (config: RunConfig) => ['csv', 'tsv', 'jsonl', 'spam-assassin'].includes(config.data.source);
+
+/** Where a run with this label writes: output.dir/name/label (the label made a plain file name). */
+export function runDirectory(config: RunConfig, label: string): string {
+  const safe = label.replace(/[^A-Za-z0-9._-]+/g, '_');
+  if (!SAFE_NAME.test(safe)) throw new ConfigError('label', `'${label}' cannot be a directory name; use ${SAFE_NAME_DOC}`);
+  if (!SAFE_NAME.test(config.name)) throw new ConfigError('config.name', `expected ${SAFE_NAME_DOC}, got '${config.name}'`);
+  return path.join(config.output.dir, config.name, safe);
+}
+
+const FS_REASONS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a part of the path is not a directory',
+  EEXIST: 'exists and is not a directory',
+  ENOENT: 'a part of the path does not exist',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+};
+
+function fsReason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err?.code && FS_REASONS[err.code] ? `${FS_REASONS[err.code]} (${err.code})` : (err?.message ?? String(e));
+}
+
+function writeRunFile(file: string, write: (file: string) => void): void {
+  try {
+    write(file);
+  } catch (e) {
+    throw new Error(`cannot write '${file}': ${fsReason(e)}`);
+  }
+}
+
+async function writeRunFileAsync(file: string, write: (file: string) => Promise<void>): Promise<void> {
+  try {
+    await write(file);
+  } catch (e) {
+    throw new Error(`cannot write '${file}': ${fsReason(e)}`);
+  }
+}
+
+const VIRTUAL_ROOTS = ['/proc', '/sys', '/dev'];
+
+/**
+ * Checks, without writing anything, that `dir` can be created and written: not under a
+ * virtual file system (/proc, /sys, /dev), its nearest existing ancestor a writable directory.
+ */
+export function checkOutputDir(dir: string): void {
+  const field = 'config.output.dir';
+  const abs = path.resolve(dir);
+  let existing = abs;
+  while (!fs.existsSync(existing)) {
+    const up = path.dirname(existing);
+    if (up === existing) break;
+    existing = up;
+  }
+  let real = existing;
+  try {
+    real = path.join(fs.realpathSync(existing), path.relative(existing, abs));
+  } catch {
+    // keep the lexical path
+  }
+  for (const root of VIRTUAL_ROOTS) {
+    for (const p of [abs, real]) {
+      if (p === root || p.startsWith(root + path.sep)) throw new ConfigError(field, `'${dir}' is under ${root}, not a place for run files; choose a directory on disk`);
+    }
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(existing);
+  } catch (e) {
+    throw new ConfigError(field, `cannot use '${dir}': ${fsReason(e)}`);
+  }
+  if (!st.isDirectory()) throw new ConfigError(field, `cannot create '${dir}': '${existing}' exists and is not a directory`);
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (e) {
+    throw new ConfigError(field, `cannot create '${dir}': '${existing}' is not writable: ${fsReason(e)}`);
+  }
+}
+
+/** One line with the effective settings of a run, defaults included. */
+export function describeRun(config: RunConfig): string {
+  const d = config.data;
+  const t = config.training;
+  const o = config.optimizer as { type?: string; lr?: number };
+  const a = config.attack as { method?: string };
+  const es = t.earlyStopping ? `${t.earlyStopping.monitor} patience ${t.earlyStopping.patience}${t.earlyStopping.minDelta ? ` minDelta ${t.earlyStopping.minDelta}` : ''}` : 'off';
+  const source = isFileSource(config) ? `${d.source} ${d.path}` : d.source;
+  const validation = d.validationPath !== undefined ? `file ${d.validationPath}` : isFileSource(config) || d.source === 'spam-assassin' ? `${d.validation} held out` : 'test split';
+  return (
+    `settings: data ${source}, validation ${validation}, batchSize ${d.batchSize}, model ${config.model.kind}, ` +
+    `optimizer ${o.type}${o.lr !== undefined ? ` lr ${o.lr}` : ''}, attack ${a.method}, epochs ${t.epochs}, accumulate ${t.accumulate}, ` +
+    `schedule ${t.schedule.type}, monitor ${t.monitor}, earlyStopping ${es}, maxSkippedShare ${t.maxSkippedShare}, seeds data ${d.seed} training ${t.seed}, ` +
+    `output ${path.join(config.output.dir, config.name)}`
+  );
+}
+
+/** Where a trained run's vocabulary and labels are, for {@link evaluateFromConfig}. */
+export interface EvaluateOptions {
+  /** Evaluate on this whole file (same format and columns as data.path) instead of the configuration's validation data. */
+  data?: string;
+  /** The run's vocab.json (default: found next to the checkpoint). */
+  vocab?: string;
+  /** The run's labels.json (default: found next to the checkpoint). */
+  labels?: string;
+}
+
+/** The run folder's file `name` near a checkpoint: the checkpoint folder or up to three folders above. */
+function findRunFile(modelFile: string, name: string): string | undefined {
+  let dir = path.dirname(path.resolve(modelFile));
+  for (let k = 0; k < 4; k++) {
+    const f = path.join(dir, name);
+    if (fs.existsSync(f)) return f;
+    dir = path.dirname(dir);
+  }
+  return undefined;
+}
+
+/**
+ * Evaluates a saved model (a checkpoint directory or a .pt file) on the configuration's
+ * validation data, or on `options.data`. Label ids and tokens come from the run that
+ * trained the model (its labels.json and vocab.json); without them it refuses.
+ */
+export async function evaluateFromConfig(config: RunConfig, checkpoint: string, options: EvaluateOptions = {}): Promise<Metrics> {
+  if (!fs.existsSync(checkpoint)) throw new ConfigError('--checkpoint', `'${checkpoint}': no such file or directory`);
+  const file = fs.statSync(checkpoint).isDirectory() ? path.join(checkpoint, 'model.pt') : checkpoint;
+  if (!fs.existsSync(file)) throw new ConfigError('--checkpoint', `'${checkpoint}' is a directory without model.pt`);
+  const fixed: PrepareOptions = {};
+  const need = (flag: '--vocab' | '--labels', name: string): string => {
+    const given = options[flag === '--vocab' ? 'vocab' : 'labels'];
+    const found = given ?? findRunFile(file, name);
+    if (found === undefined) {
+      throw new ConfigError(
+        flag,
+        `no ${name} found next to '${file}' (looked in its folder and three above): the model's ${flag === '--vocab' ? 'vocabulary' : 'label ids'} are unknown; give ${flag} FILE from the run that trained it`,
+      );
+    }
+    if (!fs.existsSync(found)) throw new ConfigError(flag, `'${found}': no such file`);
+    return found;
+  };
+  if (isTextSource(config)) fixed.vocabFile = need('--vocab', 'vocab.json');
+  if (isFileSource(config)) fixed.labelsFile = need('--labels', 'labels.json');
+  else if (options.labels !== undefined) fixed.labelsFile = options.labels;
+  let batches: Iterable<Batch>;
+  if (options.data !== undefined) {
+    if (!isFileSource(config)) throw new ConfigError('--data', `needs data.source csv, tsv or jsonl (the configuration has '${config.data.source}')`);
+    const names = loadLabels(fixed.labelsFile as string);
+    const vocab = await Vocabulary.load(fixed.vocabFile as string);
+    const d = config.data;
+    const ds = await readLabelled(config, '--data', options.data, names, false);
+    const tokens = ds.texts.map((t) => tokenize(t, { lowercase: d.lowercase, removeStopwords: d.removeStopwords, removePunctuation: d.removePunctuation }));
+    batches = TextBatches.fromTokens(tokens, Array.from(ds.labels), vocab, { batchSize: 256, maxLength: d.maxLength }).epoch(1);
+  } else {
+    batches = (await prepareData(config, fixed)).validation(1);
+  }
   const model = await Module.load(file);
-  return evaluate(model, data.validation(1));
+  return evaluate(model, batches);
 }
