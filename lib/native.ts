@@ -185,10 +185,16 @@ function packageRoot(): string {
 
 function load(): Binding {
   const root = packageRoot();
+  // As node-gyp-build does: an explicit path, a local build, then the package's prebuild.
+  const explicit = process.env.DROPATTACK_BINARY;
+  if (explicit && !fs.existsSync(explicit)) {
+    throw new Error(`dropattack: DROPATTACK_BINARY=${explicit}: no such file`);
+  }
   const candidates = [
-    process.env.DROPATTACK_BINARY,
+    explicit,
     path.join(root, 'build', 'Release', 'dropattack.node'),
     path.join(root, 'build', 'Debug', 'dropattack.node'),
+    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'dropattack.node'),
   ].filter((p): p is string => typeof p === 'string' && p.length > 0);
   for (const file of candidates) {
     if (fs.existsSync(file)) {
@@ -200,7 +206,7 @@ function load(): Binding {
   }
   throw new Error(
     `dropattack: the native addon is not built (looked for ${candidates.join(', ')}). ` +
-      'Run `npm run build:native` (or `bash scripts/setup.sh`).',
+      'Run `npm rebuild dropattack` (it says what is missing), or `bash scripts/setup.sh` in a checkout.',
   );
 }
 

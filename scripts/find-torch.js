@@ -82,7 +82,7 @@ function fromPython(python) {
     };
   }
   return {
-    found: { dir, version: torchVersion(dir) || version, source: `the PyTorch of ${python} (torch ${version})` },
+    found: { dir, version: version || torchVersion(dir), source: `the PyTorch of ${python}` },
   };
 }
 
@@ -169,7 +169,7 @@ function notFoundMessage(tried) {
   return [
     'dropattack: no LibTorch found. Looked at:',
     ...tried.map((t) => `  - ${t}`),
-    'Install Debian\'s (Debian 12 / Ubuntu), then install again:',
+    'Install Debian\'s LibTorch (Debian 12 or later, Ubuntu), then install dropattack again:',
     `  ${APT_LINE}`,
     'or point TORCH_DIR at a LibTorch (its root, or its share/cmake/Torch directory), e.g.:',
     '  TORCH_DIR=/opt/libtorch npm install dropattack',
