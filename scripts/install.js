@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `npm install dropattack`: makes the native addon available, in this order:
 //   1. DROPATTACK_BINARY, when set (it must exist and load);
-//   2. build/Release/dropattack.node, when it is newer than the sources and loads;
-//   3. prebuilds/<platform>-<arch>/dropattack.node inside the package, when it loads here
+//   2. prebuilds/<platform>-<arch>/dropattack.node inside the package, when it loads here
 //      (it needs the LibTorch it was built against);
-//   4. otherwise a build from source with cmake-js against the LibTorch that
+//   3. otherwise a build from source with cmake-js, into build/, against the LibTorch that
 //      scripts/find-torch.js finds (TORCH_DIR, a PyTorch install, Debian's libtorch-dev).
-// `npm install --build-from-source` (or DROPATTACK_BUILD_FROM_SOURCE=1) goes straight to 4.
+//      An earlier build there (`npm rebuild dropattack`) is brought up to date incrementally,
+//      or configured from scratch when the LibTorch found is another one.
+// `npm install --build-from-source` (or DROPATTACK_BUILD_FROM_SOURCE=1) goes straight to 3.
 // With no LibTorch it prints what to install and exits 1.
 //
 // In the development checkout (a git work tree with test/) this does nothing: scripts/setup.sh
@@ -40,17 +41,6 @@ function loadError(file) {
   if (r.status === 0) return null;
   const lines = (r.stderr || r.error?.message || 'unknown error').split('\n').map((l) => l.trim());
   return lines.find((l) => /Error|error:|cannot open/.test(l)) || lines.find((l) => l) || `exit code ${r.status}`;
-}
-
-function newestSource() {
-  let newest = 0;
-  const walk = (p) => {
-    const st = fs.statSync(p);
-    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
-    else newest = Math.max(newest, st.mtimeMs);
-  };
-  for (const p of ['native', 'CMakeLists.txt']) if (fs.existsSync(path.join(root, p))) walk(path.join(root, p));
-  return newest;
 }
 
 function cachedTorchDir(buildDir) {
@@ -133,11 +123,6 @@ function main() {
       const err = loadError(file);
       if (err) fail(`DROPATTACK_BINARY=${process.env.DROPATTACK_BINARY} does not load: ${err}`);
       say(`using DROPATTACK_BINARY (${file})`);
-      return;
-    }
-    const built = path.join(root, 'build', 'Release', 'dropattack.node');
-    if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newestSource() && !loadError(built)) {
-      say(`${rel(built)} is up to date`);
       return;
     }
     const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'dropattack.node');
