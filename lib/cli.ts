@@ -27,6 +27,7 @@ const USAGE = `usage:
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
 
 --set overrides a field of the configuration: --set training.epochs=3 --set attack.groups[0].epsilon=2
+--device cpu|cuda|cuda:N (train, eval, compare) is --set training.device=...: where the model trains.
 --resume continues the run from output.dir/name/<method>/checkpoints/last.
 --dry-run validates the configuration and prints the effective settings, writing nothing.
 --debug (or DROPATTACK_DEBUG=1) prints the stack of an unexpected error.
@@ -50,9 +51,9 @@ interface Args {
 
 /** Flags each command takes (besides --config, --set, --debug). */
 const COMMAND_FLAGS: Record<string, string[]> = {
-  train: ['--resume', '--dry-run'],
-  eval: ['--checkpoint', '--data', '--vocab', '--labels'],
-  compare: ['--methods', '--dry-run'],
+  train: ['--resume', '--dry-run', '--device'],
+  eval: ['--checkpoint', '--data', '--vocab', '--labels', '--device'],
+  compare: ['--methods', '--dry-run', '--device'],
 };
 
 function parseArgs(argv: string[]): Args {
@@ -92,6 +93,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--debug') bare();
     else if (flag === '--methods') args.methods = value().split(',').map((m) => m.trim()).filter(Boolean);
     else if (flag === '--set') args.set.push(value());
+    else if (flag === '--device') args.set.push(`training.device=${value()}`);
   }
   if (!args.config) throw new ConfigError('--config', `is required (${HINT})`);
   if (command === 'eval' && !args.checkpoint) throw new ConfigError('--checkpoint', 'is required for eval');

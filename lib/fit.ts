@@ -107,7 +107,9 @@ export async function evaluate(module: Module, batches: Iterable<Batch> | AsyncI
   const classes = new Set<number>();
   try {
     for await (const b of batches) {
-      const out = (await module.forward(b.inputs)) as Tensor;
+      // Module.forward runs where the module is; the metrics are read on the host.
+      const raw = (await module.forward(b.inputs)) as Tensor;
+      const out = raw.device === 'cpu' ? raw : raw.to('cpu');
       const count = b.target.shape[0];
       lossSum += crossEntropy(out, b.target).item() * count;
       const pred = out.argmax(1).toTypedArray() as BigInt64Array;

@@ -1,6 +1,6 @@
 import * as is from './is';
 import { native, NativeModule } from './native';
-import { DType, Device, DTYPES, Tensor } from './tensor';
+import { DType, Device, DTYPES, Tensor, deviceArg } from './tensor';
 
 /** What a model's forward returns: a tensor, or (nested) lists/tuples of values. */
 export type ModuleOutput = Tensor | number | boolean | string | null | ModuleOutput[];
@@ -152,11 +152,17 @@ export class Module {
     return new Module(native.moduleBuild(native_, seed));
   }
 
-  /** Opens a TorchScript file. Rejects with a TorchError for a missing, truncated or non-TorchScript file. */
-  static load(path: string): Promise<Module> {
+  /**
+   * Opens a TorchScript file, onto `device` when given (a model saved on a GPU opens on a
+   * CPU-only machine with `{ device: 'cpu' }`). Rejects with a TorchError for a missing,
+   * truncated or non-TorchScript file.
+   */
+  static load(path: string, options?: { device?: Device }): Promise<Module> {
     return rejecting(() => {
       if (typeof path !== 'string' || path.length === 0) throw is.invalidType('Module.load', 'path', 'a file path', path);
-      return native.moduleLoad(path).then((h) => new Module(h));
+      const o = is.options<{ device: Device }>('Module.load', options, ['device']);
+      const device = o.device === undefined ? null : deviceArg('Module.load', o.device);
+      return native.moduleLoad(path, device).then((h) => new Module(h));
     });
   }
 

@@ -143,7 +143,7 @@ export interface Binding {
   philox4x32(counter: number[], key: number[]): number[];
   releaseCachedBackups(): void;
 
-  moduleLoad(path: string): Promise<NativeModule>;
+  moduleLoad(path: string, device?: string | null): Promise<NativeModule>;
   moduleSave(m: NativeModule, path: string): Promise<void>;
   moduleForward(m: NativeModule, inputs: T[], grad: boolean): Promise<unknown>;
   moduleNamedParameters(m: NativeModule): { name: string; tensor: T }[];

@@ -22,8 +22,8 @@ import { Batch, evaluate, fit, FitResult, Metrics } from './fit';
 import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './logging';
 import { Module, ModelSpec } from './module';
 import { constantLR, cosineLR, linearWarmup, Schedule, stepLR } from './schedule';
-import { setNumThreads } from './backends';
-import { manualSeed, Tensor } from './tensor';
+import { backends, setJitOptions, setNumThreads } from './backends';
+import { Device, manualSeed, Tensor } from './tensor';
 import { AttackConfig, Trainer, TrainerOptions } from './trainer';
 
 /** Run names and labels become directory names: plain file names only. */
@@ -91,6 +91,15 @@ export const RUN_SCHEMA: Field = {
         },
         monitor: { type: 'enum', values: METRICS, default: 'val.accuracy' },
         maxSkippedShare: { type: 'number', min: 0, max: 1, default: 0.5 },
+        device: { type: 'string', default: 'cpu', pattern: /^(cpu|cuda(:\d{1,3})?)$/, patternDoc: "'cpu', 'cuda' or 'cuda:N'" },
+        autocast: { type: 'enum', values: ['off', 'bf16'], default: 'off' },
+        jit: {
+          type: 'object',
+          fields: {
+            executor: { type: 'enum', values: ['simple', 'profiling', 'legacy'], default: 'simple' },
+            fuser: { type: 'enum', values: ['none', 'tensorexpr'], default: 'none' },
+          },
+        },
       },
     },
     output: {
@@ -149,6 +158,11 @@ export interface RunConfig {
     monitor: string;
     maxSkippedShare: number;
     /** Where the model, the batches and the optimizer state live: 'cpu', 'cuda' or 'cuda:N'. */
+    device: string;
+    /** 'bf16': forward passes under autocast to bfloat16, fp32 master weights. */
+    autocast: 'off' | 'bf16';
+    /** TorchScript execution (setJitOptions). */
+    jit: { executor: 'simple' | 'profiling' | 'legacy'; fuser: 'none' | 'tensorexpr' };
   };
   output: { dir: string; tensorboard: boolean; jsonl: boolean; progress: boolean; checkpoint: boolean };
   compare?: { methods?: ({ label: string } & Record<string, unknown>)[] };
@@ -363,7 +377,7 @@ export async function prepareData(config: RunConfig, fixed: PrepareOptions | str
 /** The model a configuration describes, sized for the data. */
 export async function buildModel(config: RunConfig, data: PreparedData): Promise<Module> {
   const { kind, path: file, ...rest } = config.model;
-  if (kind === 'torchscript') return Module.load(file as string);
+  if (kind === 'torchscript') return Module.load(file as string, { device: config.training.device as Device });
   const spec: Record<string, unknown> = { kind, numClasses: data.numClasses, ...rest };
   if (data.kind === 'text') {
     if (data.vectors) spec.pretrainedEmbedding = data.vectors;
@@ -376,6 +390,24 @@ export async function buildModel(config: RunConfig, data: PreparedData): Promise
   } catch (e) {
     throw new ConfigError('config.model', (e as Error).message);
   }
+}
+
+/** Fails before anything is written when the configured device is not there. */
+export function checkDevice(device: string): void {
+  if (device === 'cpu') return;
+  const b = backends();
+  const index = device === 'cuda' ? 0 : Number(device.slice('cuda:'.length));
+  if (!b.cudaKernels) {
+    throw new ConfigError('config.training.device', `'${device}' needs a CUDA build of the addon (this one is built against a CPU LibTorch ${b.libtorch}; see README, "Building with CUDA")`);
+  }
+  if (index >= b.cudaDeviceCount) {
+    throw new ConfigError('config.training.device', `'${device}' is not present: this machine has ${b.cudaDeviceCount} CUDA device(s)`);
+  }
+}
+
+/** Moves the model to the configured device (its parameters, buffers and then the optimizer state). */
+export function placeModel(model: Module, device: string): void {
+  if (device !== 'cpu') model.to(device as Device);
 }
 
 function schedule(config: RunConfig, stepsPerEpoch: number): Schedule | undefined {
@@ -448,6 +480,8 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     }
   }
   if (config.training.threads !== undefined) setNumThreads(config.training.threads);
+  checkDevice(config.training.device);
+  setJitOptions(config.training.jit);
   manualSeed(config.training.seed);
   const data = options.data ?? (await prepareData(config, fixed));
   const batchesPerEpoch = Math.ceil(data.trainExamples / config.data.batchSize);
@@ -458,10 +492,12 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     );
   }
   const model = await buildModel(config, data);
+  placeModel(model, config.training.device);
   const trainerOptions = {
     optimizer: config.optimizer,
     attack,
     ...(Object.keys(config.loss).length ? { loss: config.loss } : {}),
+    ...(config.training.autocast !== 'off' ? { autocast: config.training.autocast } : {}),
   } as unknown as TrainerOptions;
   let trainer: Trainer;
   try {
@@ -678,6 +714,9 @@ export async function evaluateFromConfig(config: RunConfig, checkpoint: string, 
   } else {
     batches = (await prepareData(config, fixed)).validation(1);
   }
-  const model = await Module.load(file);
+  checkDevice(config.training.device);
+  setJitOptions(config.training.jit);
+  const model = await Module.load(file, { device: config.training.device as Device });
+  placeModel(model, config.training.device);
   return evaluate(model, batches);
 }

@@ -24,16 +24,19 @@ std::string BusyMessage(const char* fn, const ModuleState& s) {
 Napi::Value Load(Info info) {
   Napi::Env env = info.Env();
   const std::string path = ArgString(info, 0, "Module.load", "path");
+  // Optional device to load onto (a model saved on a GPU opens on a CPU-only machine).
+  c10::optional<at::Device> device;
+  if (!Arg(info, 1).IsUndefined() && !Arg(info, 1).IsNull()) device = ArgDevice(info, 1, "Module.load", "device");
   auto state = std::make_shared<ModuleState>();
   return PromiseWorker::Start(
       env, "dropattack.moduleLoad",
-      [state, path] {
+      [state, path, device] {
         {
           std::ifstream probe(path, std::ios::binary);
           if (!probe.good()) throw std::runtime_error("Module.load: cannot open '" + path + "' (missing or unreadable)");
         }
         try {
-          state->module = torch::jit::load(path);
+          state->module = torch::jit::load(path, device);
         } catch (const c10::Error& e) {
           throw std::runtime_error("Module.load: '" + path + "' is not a TorchScript file LibTorch can read: " +
                                    e.what_without_backtrace());

@@ -403,7 +403,14 @@ Napi::Value LoadState(Info info) {
       [state, path] {
         torch::serialize::InputArchive archive;
         try {
-          archive.load_from(path);
+          // The optimizer state goes where the parameters are now, whichever device
+          // it was saved from.
+          c10::optional<at::Device> device;
+          for (const auto& p : state->module->module.parameters(/*recurse=*/true)) {
+            device = p.device();
+            break;
+          }
+          archive.load_from(path, device);
         } catch (const c10::Error& e) {
           throw std::runtime_error("Trainer.loadState: cannot read '" + path + "': " + e.what_without_backtrace());
         }
