@@ -46,7 +46,8 @@ if ! [[ "$jobs" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 # The root's recipe: a root made with another recipe is made again.
-recipe="trixie main,contrib,non-free,non-free-firmware; cudnn-standin 1; packages:"
+recipe="trixie main,contrib,non-free,non-free-firmware; packages:"
+standin_version=2  # the cuDNN stand-in's version: a root with another one gets this one
 packages=(g++ cmake make binutils nodejs npm libnode-dev nvidia-cuda-toolkit libtorch-cuda-dev)
 recipe+=" ${packages[*]}"
 ready="$root/.dropattack-root-ready"
@@ -149,7 +150,7 @@ make_cudnn_standin() {
   in_root sh -ec "cd $work
     for so in \$(find x -name '*.so*' -type f); do
       if readelf -d \"\$so\" | grep -q 'NEEDED.*libcudnn'; then
-        nm -D --undefined-only \"\$so\" | awk '{ print \$2 }' | sed 's/@.*//' | grep '^cudnn'
+        nm -D --undefined-only \"\$so\" | awk '{ print \$2 }' | grep '^cudnn'
       fi
     done | sort -u >symbols.txt
     readelf -d \$(find x -name '*.so*' -type f) | sed -n 's/.*NEEDED.*\[\(libcudnn[^]]*\)\].*/\1/p' | sort -u >needed.txt"
@@ -160,9 +161,16 @@ make_cudnn_standin() {
     printf '/* Link-time stand-in for cuDNN (package %s): not cuDNN. */\n' "$pkg"
     printf '#include <stdio.h>\n#include <stdlib.h>\n'
     printf 'static void standin(const char *f) { fprintf(stderr, "%s: %%s called: this libcudnn.so.9 is a link-time stand-in, install cuDNN\\n", f); abort(); }\n' "$pkg"
-    while read -r sym; do printf 'void %s(void) { standin("%s"); }\n' "$sym" "$sym"; done <"$root$work/symbols.txt"
+    sed 's/@.*//' "$root$work/symbols.txt" | sort -u | while read -r sym; do printf 'void %s(void) { standin("%s"); }\n' "$sym" "$sym"; done
   } >"$root$work/stub.c"
-  in_root gcc -shared -fPIC -O1 -Wl,-soname,libcudnn.so.9 -o "$work/deb/usr/lib/x86_64-linux-gnu/libcudnn.so.9" "$work/stub.c"
+  # LibTorch imports them versioned (cudnnCreate@libcudnn.so.9): the same version nodes.
+  : >"$root$work/versions.map"
+  for v in $(grep -o '@[^@]*$' "$root$work/symbols.txt" | tr -d @ | sort -u); do
+    printf '%s { global: %s; };\n' "$v" "$(grep "@$v\$" "$root$work/symbols.txt" | sed 's/@.*//' | tr '\n' ';' | sed 's/;/; /g')" >>"$root$work/versions.map"
+  done
+  printf 'DROPATTACK_STANDIN_LOCAL { local: *; };\n' >>"$root$work/versions.map"
+  in_root gcc -shared -fPIC -O1 -Wl,-soname,libcudnn.so.9 -Wl,--version-script="$work/versions.map" \
+    -o "$work/deb/usr/lib/x86_64-linux-gnu/libcudnn.so.9" "$work/stub.c"
   cat >"$root$work/deb/usr/share/doc/$pkg/README" <<EOT
 Link-time stand-in for cuDNN, made by dropattack's scripts/check-cuda-build.sh.
 libcudnn.so.9 here exports the $(wc -l <"$root$work/symbols.txt") cuDNN functions that $lt imports;
@@ -171,7 +179,7 @@ without NVIDIA's cuDNN (trixie's nvidia-cudnn downloads it at install time). Nev
 EOT
   cat >"$root$work/deb/DEBIAN/control" <<EOT
 Package: $pkg
-Version: 1
+Version: $standin_version
 Architecture: amd64
 Maintainer: dropattack <root@localhost>
 Provides: nvidia-cudnn (= $cudnn_version), libcudnn.so.9
@@ -189,6 +197,12 @@ EOT
 
 if [[ -f "$ready" && "$(cat "$ready")" == "$recipe" ]]; then
   say "reusing the trixie root at $root"
+  if [[ "$(in_root dpkg-query -W -f='${Version}' dropattack-cudnn-standin 2>/dev/null)" != "$standin_version" ]]; then
+    say "updating the cuDNN stand-in to version $standin_version"
+    mount_all
+    make_cudnn_standin "$root/var/log/dropattack-root-setup.log"
+    unmount_all
+  fi
 else
   make_root
 fi
