@@ -164,11 +164,12 @@ make_cudnn_standin() {
     sed 's/@.*//' "$root$work/symbols.txt" | sort -u | while read -r sym; do printf 'void %s(void) { standin("%s"); }\n' "$sym" "$sym"; done
   } >"$root$work/stub.c"
   # LibTorch imports them versioned (cudnnCreate@libcudnn.so.9): the same version nodes.
+  local v loc first=1
   : >"$root$work/versions.map"
   for v in $(grep -o '@[^@]*$' "$root$work/symbols.txt" | tr -d @ | sort -u); do
-    printf '%s { global: %s; };\n' "$v" "$(grep "@$v\$" "$root$work/symbols.txt" | sed 's/@.*//' | tr '\n' ';' | sed 's/;/; /g')" >>"$root$work/versions.map"
+    loc=""; ((first)) && loc=" local: *;"; first=0
+    printf '%s { global: %s%s };\n' "$v" "$(grep "@$v\$" "$root$work/symbols.txt" | sed 's/@.*//' | tr '\n' ';' | sed 's/;/; /g')" "$loc" >>"$root$work/versions.map"
   done
-  printf 'DROPATTACK_STANDIN_LOCAL { local: *; };\n' >>"$root$work/versions.map"
   in_root gcc -shared -fPIC -O1 -Wl,-soname,libcudnn.so.9 -Wl,--version-script="$work/versions.map" \
     -o "$work/deb/usr/lib/x86_64-linux-gnu/libcudnn.so.9" "$work/stub.c"
   cat >"$root$work/deb/usr/share/doc/$pkg/README" <<EOT
