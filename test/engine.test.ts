@@ -245,8 +245,8 @@ describe('engine: bad input and failures', () => {
     const trainer = new Trainer(module, { optimizer: { type: 'sgd', lr: 0.1 } });
     const first = trainer.step(batch().x, batch().y);
     expect(module.busy).toBe(true);
-    expect(() => trainer.step(batch().x, batch().y)).toThrow(/busy/);
-    expect(() => module.forward(batch().x)).toThrow(/busy/);
+    await expect(trainer.step(batch().x, batch().y)).rejects.toThrow(/busy/);
+    await expect(module.forward(batch().x)).rejects.toThrow(/busy/);
     expect(() => module.namedParameters()).toThrow(/busy/);
     expect((await first).applied).toBe(true);
     expect(module.busy).toBe(false);
