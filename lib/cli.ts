@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // The `dropattack` command: train, eval and compare from a JSON run configuration.
-import * as fs from 'fs';
 import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
