@@ -181,7 +181,9 @@ describe('write failures are errors naming the file and the cause', () => {
   });
 
   test('fit: a checkpoint on a full disk rejects naming the file; the previous checkpoint stays, no staging folder is left', async () => {
-    const mounted = tmpfs('small', 'size=64k');
+    // Room for epoch 1's checkpoints (best and last, 8 pages each with LibTorch 2.6, one more
+    // than with 1.13: 64k was too tight) and the event file; fill() takes the rest after epoch 1.
+    const mounted = tmpfs('small', 'size=256k');
     if ('skip' in mounted) {
       console.warn(`skipped: ${mounted.skip}`);
       return;
