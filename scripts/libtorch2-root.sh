@@ -120,7 +120,11 @@ apt_install() {
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   say "installing debootstrap on the host"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends debootstrap >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends debootstrap >/dev/null 2>&1 || {
+    apt-get -o DPkg::Lock::Timeout=900 update -qq
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends debootstrap >/dev/null
+  }
 fi
 
 if [ -f "$ROOT/$STAMP_NAME" ]; then
