@@ -17,7 +17,7 @@ import {
   RunConfig,
   RunSummary,
 } from './run';
-import { AttackConfig, AttackGroup, Trainer, TrainerOptions } from './trainer';
+import { AttackConfig, AttackGroup, attackMethodInfo, Trainer, TrainerOptions } from './trainer';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
@@ -128,7 +128,7 @@ export function comparisonAttacks(config: RunConfig, methods?: string[]): { labe
   if (repeated !== undefined) throw new ConfigError('--methods', `'${repeated}' is listed twice`);
   return names.map((m) => {
     if (!Object.hasOwn(all, m)) throw new ConfigError('--methods', `unknown method '${m}' (known: ${Object.keys(all).join(', ')})`);
-    if (m !== 'none' && m !== 'sam' && m !== 'asam' && groups.length === 0) {
+    if (attackMethodInfo(m)?.needsGroups && groups.length === 0) {
       throw new ConfigError('config.attack.groups', `comparing '${m}' needs the attack groups (targets and epsilon) in the configuration`);
     }
     return { label: m === 'none' ? 'plain' : m === 'dropattack' ? `DropAttack-${k}` : m.toUpperCase(), attack: all[m]() };

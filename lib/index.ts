@@ -42,7 +42,8 @@ export { perturb, Perturbation, dropMask, philox4x32, releaseCachedBackups, cach
 export type { PerturbOptions, DropMaskOptions } from './perturb';
 export { Module } from './module';
 export type { ModuleOutput, ModelSpec } from './module';
-export { Trainer, ATTACK_METHODS } from './trainer';
+export { Trainer, ATTACK_METHODS, attackMethodInfo } from './trainer';
+export type { AttackMethodInfo } from './native';
 export type {
   AttackMethod,
   AttackGroup,

@@ -60,6 +60,26 @@ export interface PerturbationInfo {
   backupBytes: number;
 }
 
+/** A training method of the engine and the rules its attack settings follow (native/engine/methods/). */
+export interface AttackMethodInfo {
+  name: string;
+  /** The attack settings it reads (besides method), and those of each group. */
+  fields: string[];
+  groupFields: string[];
+  /** attack.groups: must be empty, must list one at least, or may be empty (every parameter). */
+  groups: 'forbidden' | 'required' | 'optional';
+  needsGroups: boolean;
+  maxK: number;
+  needsAlpha: boolean;
+  needsEpsilon: boolean;
+  /** Targets may take the row-sparse embedding path. */
+  sparse: boolean;
+  /** A tensor may be in one group only (the method moves all groups at once). */
+  oneGroupPerTensor: boolean;
+  /** p is forced to 1. */
+  fullP: boolean;
+}
+
 /** How TorchScript executes forwards (see docs/jit.md). */
 export interface JitOptions {
   executor: 'simple' | 'profiling' | 'legacy';
@@ -155,6 +175,7 @@ export interface Binding {
   moduleIsBusy(m: NativeModule): boolean;
   moduleBuild(spec: object, seed: number | bigint): NativeModule;
 
+  attackMethods(): AttackMethodInfo[];
   trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object, settings?: object): NativeTrainer;
   trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };

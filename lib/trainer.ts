@@ -1,11 +1,22 @@
 import * as is from './is';
 import { rejecting, Module } from './module';
-import { native, NativeTrainer } from './native';
+import { native, AttackMethodInfo, NativeTrainer } from './native';
 import { Tensor } from './tensor';
 
 /** Training methods; see docs/methods.md for their exact definitions. */
 export type AttackMethod = 'none' | 'dropattack' | 'fgm' | 'pgd' | 'freelb' | 'awp' | 'sam' | 'asam';
-export const ATTACK_METHODS: readonly AttackMethod[] = ['none', 'dropattack', 'fgm', 'pgd', 'freelb', 'awp', 'sam', 'asam'];
+
+/** The engine's methods (native/engine/methods/) and the rules of their settings. */
+const METHODS: ReadonlyMap<string, Readonly<AttackMethodInfo>> = new Map(
+  native.attackMethods().map((m) => [m.name, Object.freeze({ ...m, fields: [...m.fields], groupFields: [...m.groupFields] })]),
+);
+/** Every method the engine has, in the order of docs/methods.md. */
+export const ATTACK_METHODS: readonly AttackMethod[] = Object.freeze([...METHODS.keys()] as AttackMethod[]);
+
+/** A method's rules as the engine states them (which settings it reads, what it needs). */
+export function attackMethodInfo(method: string): Readonly<AttackMethodInfo> | undefined {
+  return METHODS.get(method);
+}
 
 /** One attack group. */
 export interface AttackGroup {
@@ -126,12 +137,13 @@ function validateAttack(attack: unknown): Record<string, unknown> {
   const where = 'Trainer: attack';
   const a = is.options<AttackConfig>(where, attack, ['method', 'groups', 'k', 'alpha', 'rho', 'eta', 'seed']);
   const method = is.oneOf(where, 'method', a.method, ATTACK_METHODS);
+  const info = METHODS.get(method) as AttackMethodInfo;
   const out: Record<string, unknown> = { method };
   if (a.k !== undefined) out.k = is.integer(where, 'k', a.k, 1);
   if (a.alpha !== undefined) {
     out.alpha = is.finite(where, 'alpha', a.alpha);
     if ((out.alpha as number) <= 0) throw is.invalidRange(where, 'alpha', '> 0', a.alpha);
-  } else if (method === 'pgd' || method === 'freelb') {
+  } else if (info.needsAlpha) {
     throw new TypeError(`${where}: alpha (the step size) is required for ${method}`);
   }
   if (a.rho !== undefined) out.rho = is.inRange(where, 'rho', a.rho, 0, Number.MAX_VALUE);
@@ -139,8 +151,8 @@ function validateAttack(attack: unknown): Record<string, unknown> {
   if (a.seed !== undefined) out.seed = is.uint64(where, 'seed', a.seed);
   const groups = a.groups ?? [];
   if (!Array.isArray(groups)) throw is.invalidType(where, 'groups', 'an array', groups);
-  if (method === 'none' && groups.length > 0) throw new TypeError(`${where}: groups must be empty for method 'none'`);
-  if (method !== 'none' && method !== 'sam' && method !== 'asam' && groups.length === 0) {
+  if (info.groups === 'forbidden' && groups.length > 0) throw new TypeError(`${where}: groups must be empty for method '${method}'`);
+  if (info.needsGroups && groups.length === 0) {
     throw new TypeError(`${where}: groups must list at least one group for method '${method}'`);
   }
   out.groups = groups.map((g, k) => {
@@ -150,8 +162,7 @@ function validateAttack(attack: unknown): Record<string, unknown> {
     if (!Array.isArray(targets) || targets.length === 0 || targets.some((t) => typeof t !== 'string' || t.length === 0)) {
       throw is.invalidType(gw, 'targets', 'a name or a non-empty array of names', o.targets);
     }
-    const needsEpsilon = method !== 'sam' && method !== 'asam';
-    if (needsEpsilon && o.epsilon === undefined) throw new TypeError(`${gw}: epsilon is required`);
+    if (info.needsEpsilon && o.epsilon === undefined) throw new TypeError(`${gw}: epsilon is required`);
     const epsilon = o.epsilon === undefined ? 0 : is.finite(gw, 'epsilon', o.epsilon);
     if (epsilon < 0) throw is.invalidRange(gw, 'epsilon', '>= 0', o.epsilon);
     return {

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "engine/io.h"
+#include "engine/methods/registry.h"
 #include "tensor.h"
 
 namespace dropattack {
@@ -420,6 +421,39 @@ Napi::Value LoadState(Info info) {
       },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->module->busy = false; });
 }
+
+// attackMethods() -> [{name, fields, groupFields, groups, needsGroups, maxK, needsAlpha,
+// needsEpsilon, sparse, oneGroupPerTensor, fullP}]: the engine's methods and their rules.
+Napi::Value AttackMethods(Info info) {
+  Napi::Env env = info.Env();
+  const auto& all = engine::methods::All();
+  Napi::Array out = Napi::Array::New(env, all.size());
+  auto strings = [&env](const std::vector<std::string>& v) {
+    Napi::Array a = Napi::Array::New(env, v.size());
+    for (size_t k = 0; k < v.size(); ++k) a.Set(static_cast<uint32_t>(k), v[k]);
+    return a;
+  };
+  for (size_t m = 0; m < all.size(); ++m) {
+    const engine::methods::Strategy& s = all[m];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", s.name);
+    o.Set("fields", strings(s.fields));
+    o.Set("groupFields", strings(s.group_fields));
+    const char* groups = s.groups == engine::methods::Groups::kForbidden  ? "forbidden"
+                         : s.groups == engine::methods::Groups::kRequired ? "required"
+                                                                          : "optional";
+    o.Set("groups", groups);
+    o.Set("needsGroups", s.groups == engine::methods::Groups::kRequired);
+    o.Set("maxK", s.max_k);
+    o.Set("needsAlpha", s.needs_alpha);
+    o.Set("needsEpsilon", s.needs_epsilon);
+    o.Set("sparse", s.sparse);
+    o.Set("oneGroupPerTensor", s.one_group_per_tensor);
+    o.Set("fullP", s.full_p);
+    out.Set(static_cast<uint32_t>(m), o);
+  }
+  return out;
+}
 }  // namespace
 
 void Trainer::Init(Napi::Env env, Napi::Object exports) {
@@ -430,6 +464,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerInfo", Napi::Function::New(env, &Guard<InfoOf>, "trainerInfo"));
   exports.Set("trainerSaveState", Napi::Function::New(env, &Guard<SaveState>, "trainerSaveState"));
   exports.Set("trainerLoadState", Napi::Function::New(env, &Guard<LoadState>, "trainerLoadState"));
+  exports.Set("attackMethods", Napi::Function::New(env, &Guard<AttackMethods>, "attackMethods"));
   exports.Set("trainerSetGlobalStep", Napi::Function::New(env, &Guard<SetGlobalStep>, "trainerSetGlobalStep"));
 }
 

@@ -122,7 +122,7 @@ class Trainer {
   bool has_pending_micro_batch_ = false;
   bool targets_input_ = false;
 
-  friend struct StepRun;
+  friend class StepContext;
 };
 
 /// Optimizer options for MakeOptimizer.

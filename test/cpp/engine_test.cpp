@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/methods/registry.h"
 
 namespace de = dropattack::engine;
 
@@ -129,6 +130,27 @@ int main() {
   {
     Check(de::MatchesTarget("fc.*", "fc.weight") && !de::MatchesTarget("fc.*", "embed.weight"), "glob targets");
     Check(de::MatchesTarget("/^fc\\.w/", "fc.weight") && !de::MatchesTarget("/^fc\\.b$/", "fc.bias"), "regex targets");
+  }
+  {
+    // The registry: every Method has one strategy, its name parses back to it, and the
+    // list is the order of docs/methods.md.
+    const char* expected[] = {"none", "dropattack", "fgm", "pgd", "freelb", "awp", "sam", "asam"};
+    const auto& all = de::methods::All();
+    bool ok = all.size() == 8;
+    for (size_t m = 0; ok && m < all.size(); ++m) {
+      ok = all[m].name == expected[m] && all[m].run != nullptr && de::ParseMethod(expected[m]) == all[m].method &&
+           de::MethodName(all[m].method) == expected[m] && &de::methods::Of(all[m].method) == &all[m];
+    }
+    Check(ok, "the registry lists every method once, in order, and ParseMethod/MethodName map to it");
+    std::string message;
+    try {
+      de::ParseMethod("dropatack");
+    } catch (const c10::Error& e) {
+      message = e.what_without_backtrace();
+    }
+    Check(message.find("attack.method must be one of none, dropattack, fgm, pgd, freelb, awp, sam, asam; got 'dropatack'") !=
+              std::string::npos,
+          "an unknown method lists the methods");
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -1,0 +1,296 @@
+// The step context shared by every method (step.h).
+#include "step.h"
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "methods/registry.h"
+
+namespace dropattack {
+namespace engine {
+
+StepContext::StepContext(Trainer& t, const Batch& b, const LossFn& f, const StepOptions& o)
+    : tr(t), batch(b), loss_fn(f), opt(o) {}
+
+StepContext::~StepContext() {
+  try {
+    RestoreAll();
+  } catch (...) {
+    // Restores are copies into tensors we hold; nothing sensible is left to do.
+  }
+}
+
+void StepContext::RestoreTo(size_t mark) {
+  at::NoGradGuard no_grad;
+  while (undo.size() > mark) {
+    Undo& u = undo.back();
+    const auto t0 = Clock::now();
+    if (u.original.defined()) u.target.copy_(u.original);
+    else ops::restore(u.target, u.state);
+    result.times.perturb += Seconds(t0, Clock::now());
+    undo.pop_back();
+  }
+}
+
+at::Tensor StepContext::Grad(const Target& t) {
+  at::Tensor g = Tensor(t).grad();
+  return g.defined() ? g : at::zeros_like(Tensor(t));
+}
+
+double StepContext::Pass(double weight, bool backward, at::Tensor* keep) {
+  const auto t0 = Clock::now();
+  at::Tensor loss = loss_fn(x);
+  const auto t1 = Clock::now();
+  result.times.forward += Seconds(t0, t1);
+  TORCH_CHECK(loss.defined() && loss.numel() == 1, "the loss must be a single number, got shape ",
+              loss.defined() ? loss.sizes() : at::IntArrayRef{});
+  const double value = loss.item<double>();
+  if (!std::isfinite(value)) {
+    failed = true;
+    return value;
+  }
+  if (keep != nullptr) *keep = loss;
+  if (backward) {
+    (loss * (weight * opt.loss_scale)).backward();
+    result.times.backward += Seconds(t1, Clock::now());
+  }
+  return value;
+}
+
+ops::PerturbOptions StepContext::PerturbOpts(double radius, double p, size_t g, size_t j) const {
+  ops::PerturbOptions o;
+  o.epsilon = radius;
+  o.p = p;
+  o.seed = tr.attack_.seed;
+  o.counter = (static_cast<uint64_t>(tr.global_step_) << 16) | (static_cast<uint64_t>(g) << 8) | j;
+  return o;
+}
+
+bool StepContext::Perturb(const Target& t, const at::Tensor& d, double radius, double p, size_t g, size_t j) {
+  const auto t0 = Clock::now();
+  at::Tensor& w = Tensor(t);
+  Undo u;
+  u.target = w;
+  if (t.sparse && rows.defined() && !t.sparse_verified) {
+    // "auto" guessed an embedding table from its name. Check once that its gradient
+    // vanishes outside the batch's token rows (a positional table or tied weights would
+    // not): if not, this target takes the dense path from now on.
+    const auto& cfg = tr.attack_.groups[g];
+    if (cfg.sparse == "auto") {
+      at::NoGradGuard no_grad;
+      const bool rows_in_range =
+          rows.numel() > 0 && rows.min().item<int64_t>() >= 0 && rows.max().item<int64_t>() < d.size(0);
+      const bool ok = rows_in_range && d.index_fill(0, rows, 0).abs().max().item<double>() == 0.0;
+      if (!ok) t.sparse = false;
+    }
+    t.sparse_verified = true;
+  }
+  if (t.sparse && rows.defined()) {
+    u.state = ops::perturb_rows(w, d, rows, PerturbOpts(radius, p, g, j));
+    if (std::find(result.sparse_targets.begin(), result.sparse_targets.end(), t.name) == result.sparse_targets.end()) {
+      result.sparse_targets.push_back(t.name);
+    }
+  } else {
+    u.state = ops::perturb(w, d, PerturbOpts(radius, p, g, j));
+  }
+  const bool skipped = u.state.skipped;
+  undo.push_back(std::move(u));
+  result.times.perturb += Seconds(t0, Clock::now());
+  return !skipped;
+}
+
+void StepContext::ZeroGrads() {
+  for (size_t i = 0; i < tr.params_.size(); ++i) {
+    at::Tensor& g = tr.params_[i].second.mutable_grad();
+    if (!g.defined()) continue;
+    if (!pending_grads.empty() && pending_grads[i].defined()) {
+      g.copy_(pending_grads[i]);
+    } else {
+      g.zero_();
+    }
+  }
+  if (x.defined() && x.grad().defined()) x.mutable_grad().zero_();
+}
+
+double StepContext::Radius(const AttackGroup& group, const at::Tensor& w) const {
+  if (!group.relative) return group.epsilon;
+  return group.epsilon * std::sqrt(ops::squared_norm(w.detach()));
+}
+
+StepResult StepContext::Fail(const std::string& reason) {
+  RestoreAll();
+  for (auto& p : tr.params_) {
+    at::Tensor& g = p.second.mutable_grad();
+    if (g.defined()) g.zero_();
+  }
+  tr.has_pending_micro_batch_ = false;
+  result.applied = false;
+  result.reason = reason;
+  return result;
+}
+
+StepResult StepContext::Run() {
+  const AttackConfig& a = tr.attack_;
+  result.group_losses.assign(a.groups.size(), 0.0);
+  result.skipped.assign(a.groups.size(), 0);
+  x = batch.input;
+  if (tr.targets_input_) {
+    TORCH_CHECK(batch.input.defined() && at::isFloatingType(batch.input.scalar_type()),
+                "an attack targets 'input', but the batch's first input is not a float tensor");
+    x = batch.input.detach().clone().set_requires_grad(true);
+  }
+  if (batch.token_ids.defined()) rows = batch.token_ids.reshape({-1}).to(at::kLong);
+  for (size_t g = 0; g < a.groups.size(); ++g) {
+    if (a.groups[g].sparse != "on") continue;
+    TORCH_CHECK(rows.defined(), "attack.groups[", g, "].sparse is 'on' but the batch gives no token ids");
+  }
+  if (tr.has_pending_micro_batch_) {
+    for (auto& p : tr.params_) {
+      const at::Tensor& g = p.second.grad();
+      pending_grads.push_back(g.defined() ? g.clone() : at::Tensor());
+    }
+  } else {
+    for (auto& p : tr.params_) {
+      at::Tensor& g = p.second.mutable_grad();
+      if (g.defined()) g.zero_();
+    }
+  }
+  // A method that fails has called Fail(), which set the result.
+  if (!methods::Of(a.method).run(*this)) return result;
+  RestoreAll();
+  return Update();
+}
+
+std::vector<at::Tensor> StepContext::Offsets(const std::vector<Target>& targets, const std::vector<at::Tensor>& clean_end,
+                                             bool first_group) {
+  std::vector<at::Tensor> out(targets.size());
+  for (size_t j = 0; j < targets.size(); ++j) {
+    const auto& t = targets[j];
+    at::Tensor pre = (t.param_index >= 0 && !pending_grads.empty()) ? pending_grads[t.param_index] : at::Tensor();
+    if (first_group) {
+      out[j] = pre;  // undefined when there is nothing to subtract
+    } else {
+      // offset = grad at group start - (clean_end - pre)
+      at::Tensor o = Grad(t) - clean_end[j];
+      if (pre.defined()) o = o + pre;
+      out[j] = o;
+    }
+  }
+  return out;
+}
+
+bool StepContext::CleanPass(std::vector<std::vector<at::Tensor>>* clean_end) {
+  result.clean_loss = Pass(1.0);
+  if (failed) {
+    Fail("the clean loss is not finite");
+    return false;
+  }
+  clean_end->assign(tr.attack_.groups.size(), {});
+  for (size_t g = 1; g < tr.attack_.groups.size(); ++g) {
+    for (const auto& t : tr.targets_[g]) (*clean_end)[g].push_back(Grad(t).clone());
+  }
+  return true;
+}
+
+bool StepContext::WeightAscent(const std::function<bool(std::vector<Move>&)>& plan) {
+  const AttackConfig& a = tr.attack_;
+  result.clean_loss = Pass(1.0);
+  if (failed) {
+    Fail("the clean loss is not finite");
+    return false;
+  }
+  std::vector<Move> moves;
+  for (size_t g = 0; g < a.groups.size(); ++g) {
+    const std::vector<at::Tensor> offsets = Offsets(tr.targets_[g], {}, true);
+    for (size_t j = 0; j < tr.targets_[g].size(); ++j) {
+      const Target& t = tr.targets_[g][j];
+      at::Tensor grad = Grad(t);
+      if (offsets[j].defined()) grad = grad - offsets[j];
+      moves.push_back(Move{&t, grad, 0.0, g, j});
+    }
+  }
+  if (plan(moves)) {
+    for (Move& m : moves) {
+      if (!Perturb(*m.target, m.direction.contiguous(), m.radius, 1.0, m.g, m.j)) result.skipped[m.g]++;
+    }
+  } else {
+    for (const Move& m : moves) result.skipped[m.g]++;
+  }
+  ZeroGrads();
+  const double adv = Pass(1.0);
+  if (failed) {
+    Fail("the adversarial loss is not finite");
+    return false;
+  }
+  for (auto& v : result.group_losses) v = adv;
+  return true;
+}
+
+StepResult StepContext::Update() {
+  result.lr = tr.optimizer_->param_groups().empty() ? 0 : tr.optimizer_->param_groups()[0].options().get_lr();
+  if (opt.accumulate) {
+    tr.has_pending_micro_batch_ = true;
+    result.accumulated = true;
+    result.applied = false;
+    return result;
+  }
+  const auto t0 = Clock::now();
+  std::vector<at::Tensor> grads;
+  for (auto& p : tr.params_) {
+    if (p.second.grad().defined()) grads.push_back(p.second.grad());
+  }
+  double sq = 0;
+  // The fused squared-norm kernel of the op (double accumulation, no temporaries): a
+  // float64 copy of a 300 MB embedding gradient per step cost more than Adam itself.
+  for (const auto& g : grads) {
+    sq += at::isFloatingType(g.scalar_type()) ? ops::squared_norm(g.detach())
+                                              : g.detach().to(at::kDouble).pow(2).sum().item<double>();
+  }
+  result.grad_norm = std::sqrt(sq);
+  if (!std::isfinite(result.grad_norm)) {
+    result.times.optimizer += Seconds(t0, Clock::now());
+    return Fail("the gradient is not finite");
+  }
+  if (opt.clip_grad_norm > 0) {
+    // As torch.nn.utils.clip_grad_norm_ does.
+    const double factor = opt.clip_grad_norm / (result.grad_norm + 1e-6);
+    if (factor < 1) {
+      at::NoGradGuard no_grad;
+      for (auto& g : grads) g.mul_(factor);
+    }
+  }
+  if (opt.lr >= 0) {
+    for (auto& group : tr.optimizer_->param_groups()) group.options().set_lr(opt.lr);
+    result.lr = opt.lr;
+  }
+  tr.optimizer_->step();
+  for (auto& p : tr.params_) {
+    at::Tensor& g = p.second.mutable_grad();
+    if (g.defined()) g.zero_();
+  }
+  tr.has_pending_micro_batch_ = false;
+  tr.global_step_++;
+  result.applied = true;
+  result.times.optimizer += Seconds(t0, Clock::now());
+  return result;
+}
+
+at::Tensor Project(const at::Tensor& delta, double radius) {
+  const at::Tensor n = delta.norm().to(at::kDouble);
+  const at::Tensor factor = at::where(n > radius, radius / n, at::ones_like(n));
+  // A 0-dim factor does not change the result's dtype; float (or double) as a scalar would be.
+  return delta * factor.to(delta.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+}
+
+bool GradientStep(const at::Tensor& g, double alpha, at::Tensor* delta) {
+  const double n = std::sqrt(ops::squared_norm(g.contiguous()));
+  if (!(n > 0) || !std::isfinite(n)) return false;
+  *delta = *delta + g * (alpha / n);
+  return true;
+}
+
+}  // namespace engine
+}  // namespace dropattack
