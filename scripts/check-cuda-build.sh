@@ -3,8 +3,8 @@
 # (libtorch-cuda-dev, contrib) and CUDA toolkit (nvidia-cuda-toolkit, non-free).
 #
 # A trixie root is made with debootstrap once and cached at
-# ${DROPATTACK_TRIXIE_CUDA_ROOT:-/var/cache/dropattack/trixie-cuda} (about 10 GB; the
-# first run downloads about 3 GB). Inside it, on a copy of the tracked files
+# ${DROPATTACK_TRIXIE_CUDA_ROOT:-/var/cache/dropattack/trixie-cuda} (about 8 GB; the
+# first run downloads about 2.5 GB). Inside it, on a copy of the tracked files
 # (git ls-files), it builds
 #   (a) the C++ library with its example and tests (-DDROPATTACK_BUILD_TESTS=ON), and
 #   (b) the Node addon with cmake-js,
