@@ -277,7 +277,7 @@ Napi::Value Step(Info info) {
       env, "dropattack.trainerStep",
       [state, inputs, target_in = target, batch_in = batch, options, result] {
         auto& module = state->module->module;
-        const engine::LossSpec& loss = state->loss;
+        engine::LossSpec loss = state->loss;  // a copy: its class weights may move below
         // The batch goes where the parameters are (a copy per step; nothing when it is
         // there already). Class indices are checked once per batch, on the host when the
         // target comes from there, so no pass waits on the device for it.
@@ -302,6 +302,8 @@ Napi::Value Step(Info info) {
           for (auto& t : *inputs) t = t.to(device, /*non_blocking=*/true);
           batch.input = (*inputs)[0];
           if (batch.token_ids.defined()) batch.token_ids = batch.token_ids.to(device, /*non_blocking=*/true);
+          // Once per step, not in ComputeLoss on each of the 1 + G*K passes.
+          if (loss.class_weights.defined()) loss.class_weights = loss.class_weights.to(device);
         }
         bool first = true;
         const bool autocast = state->autocast_bf16;
