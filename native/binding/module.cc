@@ -108,13 +108,9 @@ Napi::Value Forward(Info info) {
         at::AutoGradMode mode(grad);
         // Tensor arguments go where the module's parameters are (nothing moves when they
         // are there already); the output stays on that device.
-        for (const auto& p : state->module.parameters(/*recurse=*/true)) {
-          if (!p.is_cpu()) {
-            for (auto& v : *inputs) {
-              if (v.isTensor() && v.toTensor().device() != p.device()) v = v.toTensor().to(p.device(), /*non_blocking=*/true);
-            }
-          }
-          break;
+        const at::Device device = state->device();
+        for (auto& v : *inputs) {
+          if (v.isTensor() && v.toTensor().device() != device) v = v.toTensor().to(device, /*non_blocking=*/true);
         }
         *output = state->module.forward(*inputs);
       },

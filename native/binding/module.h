@@ -16,6 +16,13 @@ struct ModuleState {
   torch::jit::Module module;
   bool busy = false;         // read and written on the JS thread only
   std::string busy_with;     // what holds it, for the error message
+
+  /// Where the module's parameters are (its first parameter's device; the CPU when it
+  /// has none): batches and loaded state go there.
+  at::Device device() const {
+    for (const auto& p : module.parameters(/*recurse=*/true)) return p.device();
+    return at::kCPU;
+  }
 };
 
 class Module : public Napi::ObjectWrap<Module> {

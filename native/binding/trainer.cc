@@ -108,6 +108,7 @@ class AutocastScope {
     at::autocast::set_autocast_dtype(device_, at::kBFloat16);
     at::autocast::set_autocast_enabled(device_, true);
 #else
+    TORCH_CHECK(device_ == at::kCUDA || device_ == at::kCPU, "autocast: bf16 autocast on this LibTorch is for CPU and CUDA only");
     if (device_ == at::kCUDA) {
       was_enabled_ = at::autocast::is_enabled();
       was_dtype_ = at::autocast::get_autocast_gpu_dtype();
@@ -277,37 +278,30 @@ Napi::Value Step(Info info) {
       env, "dropattack.trainerStep",
       [state, inputs, target_in = target, batch_in = batch, options, result] {
         auto& module = state->module->module;
-        engine::LossSpec loss = state->loss;  // a copy: its class weights may move below
-        // The batch goes where the parameters are (a copy per step; nothing when it is
-        // there already). Class indices are checked once per batch, on the host when the
-        // target comes from there, so no pass waits on the device for it.
-        at::Device device(at::kCPU);
-        for (const auto& p : module.parameters(/*recurse=*/true)) {
-          device = p.device();
-          break;
-        }
+        const at::Device device = state->module->device();
         const bool moves = device != at::Device(at::kCPU);
-        bool check_on_first_pass = false;
-        std::pair<int64_t, int64_t> range{0, -1};
-        if (loss.type == "cross_entropy" && target_in.scalar_type() == at::kLong) {
-          if (target_in.is_cpu()) {
-            range = engine::TargetRange(target_in);
-          } else {
-            check_on_first_pass = true;
-          }
+        // Class weights follow the parameters once (kept in the trainer), not on each pass.
+        if (state->loss.class_weights.defined() && state->loss.class_weights.device() != device) {
+          state->loss.class_weights = state->loss.class_weights.to(device);
         }
+        const engine::LossSpec& loss = state->loss;
+        // Class indices are read once per batch (before the copy: on the host when the
+        // target comes from there), so no pass waits on the device for them.
+        std::pair<int64_t, int64_t> range{0, -1};
+        const bool check_classes = loss.type == "cross_entropy" && target_in.scalar_type() == at::kLong;
+        if (check_classes) range = engine::TargetRange(target_in);
+        // The batch goes where the parameters are (a copy per step; nothing when it is
+        // there already).
         at::Tensor target = moves ? target_in.to(device, /*non_blocking=*/true) : target_in;
         engine::Batch batch = batch_in;
         if (moves) {
           for (auto& t : *inputs) t = t.to(device, /*non_blocking=*/true);
           batch.input = (*inputs)[0];
           if (batch.token_ids.defined()) batch.token_ids = batch.token_ids.to(device, /*non_blocking=*/true);
-          // Once per step, not in ComputeLoss on each of the 1 + G*K passes.
-          if (loss.class_weights.defined()) loss.class_weights = loss.class_weights.to(device);
         }
         bool first = true;
         const bool autocast = state->autocast_bf16;
-        engine::LossFn fn = [&module, &loss, inputs, &target, &first, check_on_first_pass, range, autocast,
+        engine::LossFn fn = [&module, &loss, inputs, &target, &first, check_classes, range, autocast,
                              device](const at::Tensor& input) {
           std::vector<c10::IValue> args;
           args.reserve(inputs->size());
@@ -328,18 +322,11 @@ Napi::Value Step(Info info) {
           }
           // The loss in float32 from a reduced-precision (autocast) output.
           if (output.scalar_type() == at::kBFloat16 || output.scalar_type() == at::kHalf) output = output.to(at::kFloat);
-          bool check = false;
           if (first) {
             first = false;
-            if (loss.type == "cross_entropy" && output.dim() >= 2) {
-              if (check_on_first_pass) {
-                check = true;
-              } else {
-                engine::CheckTargetRange(range.first, range.second, output.size(1));
-              }
-            }
+            if (check_classes && output.dim() >= 2) engine::CheckTargetRange(range.first, range.second, output.size(1));
           }
-          return engine::ComputeLoss(loss, output, target, check);
+          return engine::ComputeLoss(loss, output, target, /*check_targets=*/false);
         };
         *result = state->trainer->step(batch, fn, options);
       },
@@ -408,12 +395,7 @@ Napi::Value LoadState(Info info) {
         try {
           // The optimizer state goes where the parameters are now, whichever device
           // it was saved from.
-          c10::optional<at::Device> device;
-          for (const auto& p : state->module->module.parameters(/*recurse=*/true)) {
-            device = p.device();
-            break;
-          }
-          archive.load_from(path, device);
+          archive.load_from(path, state->module->device());
         } catch (const c10::Error& e) {
           throw std::runtime_error("Trainer.loadState: cannot read '" + path + "': " + e.what_without_backtrace());
         }
