@@ -15,12 +15,21 @@ const REASONS: Record<string, string> = {
   EIO: 'input/output error',
   EFBIG: 'file too large',
   EMFILE: 'too many open files',
+  EEXIST: 'exists and is not a directory',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
 };
+
+/** The cause of a failed file-system call in words: `<reason> (<CODE>)`, or the error's own message. */
+export function fsReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code && REASONS[code] ? `${REASONS[code]} (${code})` : e instanceof Error ? e.message : String(e);
+}
 
 /** An error for a failed write of `file`: `<where>: cannot write '<file>': <reason> (<CODE>)`, keeping `code` and `cause`. */
 export function writeError(where: string, file: string, e: unknown): Error {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  const reason = code && REASONS[code] ? `${REASONS[code]} (${code})` : e instanceof Error ? e.message : String(e);
+  const reason = fsReason(e);
   const err = new Error(`${where}: cannot write '${file}': ${reason}`, { cause: e }) as NodeJS.ErrnoException;
   if (code) err.code = code;
   return err;

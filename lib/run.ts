@@ -18,6 +18,7 @@ import {
   Vocabulary,
 } from './data';
 import { readError } from './data/errors';
+import { fsReason, writeError, writeFileSynced } from './files';
 import { Batch, evaluate, fit, FitResult, Metrics } from './fit';
 import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './logging';
 import { Module, ModelSpec } from './module';
@@ -28,7 +29,7 @@ import { AttackConfig, Trainer, TrainerOptions } from './trainer';
 
 /** Run names and labels become directory names: plain file names only. */
 export const SAFE_NAME = /^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$/;
-const SAFE_NAME_DOC = "a plain file name of letters, digits, '.', '_' and '-' (1 to 128 characters, not '.' or '..')";
+export const SAFE_NAME_DOC = "a plain file name of letters, digits, '.', '_' and '-' (1 to 128 characters, not '.' or '..')";
 
 /** The metrics fit() can monitor. */
 export const METRICS = ['train.loss', 'val.loss', 'val.accuracy', 'val.macroF1'] as const;
@@ -221,7 +222,7 @@ export interface PrepareOptions {
 
 /** Saves a run's label names (label id = index) as JSON: `{"labels": [...]}`. */
 export function saveLabels(file: string, names: readonly string[]): void {
-  fs.writeFileSync(file, JSON.stringify({ labels: names }, null, 2) + '\n');
+  writeFileSynced('run', file, JSON.stringify({ labels: names }, null, 2) + '\n');
 }
 
 /** Reads label names saved with {@link saveLabels}; a malformed file is an error naming it. */
@@ -508,10 +509,19 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     throw e;
   }
   // Now the run's files.
-  writeRunFile(dir, () => fs.mkdirSync(dir, { recursive: true }));
-  if (data.vocab && !fixed.vocabFile) await writeRunFileAsync(path.join(dir, 'vocab.json'), (f) => data.vocab!.save(f));
-  if (!fixed.labelsFile) writeRunFile(path.join(dir, 'labels.json'), (f) => saveLabels(f, data.labelNames));
-  writeRunFile(path.join(dir, 'config.json'), (f) => fs.writeFileSync(f, JSON.stringify({ ...config, attack }, null, 2)));
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw writeError('run', dir, e);
+  }
+  if (data.vocab && !fixed.vocabFile) {
+    const file = path.join(dir, 'vocab.json');
+    await data.vocab.save(file).catch((e: unknown) => {
+      throw writeError('run', file, e);
+    });
+  }
+  if (!fixed.labelsFile) saveLabels(path.join(dir, 'labels.json'), data.labelNames);
+  writeFileSynced('run', path.join(dir, 'config.json'), JSON.stringify({ ...config, attack }, null, 2));
   const loggers: Logger[] = [...(options.loggers ?? [])];
   if (config.output.progress) loggers.push(new ProgressLogger(options.stream ?? process.stdout, { epochs: config.training.epochs }));
   if (config.output.jsonl) loggers.push(new JsonlLogger(path.join(dir, 'log.jsonl')));
@@ -550,7 +560,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     secondsPerEpoch: seconds / Math.max(1, result.history.length),
     history: result.history,
   };
-  writeRunFile(path.join(dir, 'summary.json'), (f) => fs.writeFileSync(f, JSON.stringify(summary, null, 2)));
+  writeFileSynced('run', path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
   return summary;
 }
 
@@ -563,40 +573,6 @@ export function runDirectory(config: RunConfig, label: string): string {
   if (!SAFE_NAME.test(safe)) throw new ConfigError('label', `'${label}' cannot be a directory name; use ${SAFE_NAME_DOC}`);
   if (!SAFE_NAME.test(config.name)) throw new ConfigError('config.name', `expected ${SAFE_NAME_DOC}, got '${config.name}'`);
   return path.join(config.output.dir, config.name, safe);
-}
-
-const FS_REASONS: Record<string, string> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on device',
-  EDQUOT: 'disk quota exceeded',
-  ENOTDIR: 'a part of the path is not a directory',
-  EEXIST: 'exists and is not a directory',
-  ENOENT: 'a part of the path does not exist',
-  ENAMETOOLONG: 'the name is too long',
-  ELOOP: 'too many symbolic links',
-};
-
-function fsReason(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  return err?.code && FS_REASONS[err.code] ? `${FS_REASONS[err.code]} (${err.code})` : (err?.message ?? String(e));
-}
-
-function writeRunFile(file: string, write: (file: string) => void): void {
-  try {
-    write(file);
-  } catch (e) {
-    throw new Error(`cannot write '${file}': ${fsReason(e)}`);
-  }
-}
-
-async function writeRunFileAsync(file: string, write: (file: string) => Promise<void>): Promise<void> {
-  try {
-    await write(file);
-  } catch (e) {
-    throw new Error(`cannot write '${file}': ${fsReason(e)}`);
-  }
 }
 
 const VIRTUAL_ROOTS = ['/proc', '/sys', '/dev'];
