@@ -18,13 +18,9 @@ import { ConfigError } from './config';
 import { DataFormatError } from './data/errors';
 import { TorchError } from './errors';
 import { LogEvent, Logger } from './logging/types';
-import { parseRunConfig, prepareData, runFromConfig, RunConfig, RunSummary } from './run';
+import { parseRunConfig, prepareData, runFromConfig, RunConfig, RunSummary, SAFE_NAME, SAFE_NAME_DOC } from './run';
 import { ATTACK_METHODS } from './trainer';
 
-/** Names of runs, jobs and output folders: 1 to 64 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`. */
-export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-/** Keys rejected anywhere in a job's JSON. */
-export const FORBIDDEN_JOB_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
 
 export interface ServeOptions {
   /** Folder that jobs read from (data.path, data.vectors, model.path are relative to it). */
@@ -133,25 +129,6 @@ function inside(root: string, p: string): boolean {
 
 const bad = (field: string, message: string) => new HttpError(400, `${field}: ${message}`);
 
-/** Rejects FORBIDDEN_JOB_KEYS anywhere in a JSON value (iterative: deep nesting cannot overflow the stack). */
-function checkKeys(value: unknown): void {
-  const stack: [unknown, string][] = [[value, 'job']];
-  let visited = 0;
-  while (stack.length > 0) {
-    const [v, where] = stack.pop()!;
-    if (++visited > 1_000_000) throw new HttpError(400, 'job: too many values');
-    if (typeof v !== 'object' || v === null) continue;
-    if (Array.isArray(v)) {
-      v.forEach((x, k) => stack.push([x, `${where}[${k}]`]));
-      continue;
-    }
-    for (const key of Object.keys(v)) {
-      if (FORBIDDEN_JOB_KEYS.includes(key)) throw bad(`${where}.${key}`, `the key '${key}' is not allowed`);
-      stack.push([(v as Record<string, unknown>)[key], `${where}.${key}`]);
-    }
-  }
-}
-
 /** Checks a relative path's form (no absolute path, no `..`, no NUL) and returns its segments. */
 function relativeSegments(field: string, value: unknown, root: string): string[] {
   if (typeof value !== 'string' || value.length === 0) throw bad(field, `must be a non-empty path relative to the ${root}`);
@@ -165,10 +142,9 @@ function relativeSegments(field: string, value: unknown, root: string): string[]
   return parts;
 }
 
+/** Output folders are plain file names, as run names are (SAFE_NAME). */
 function checkName(field: string, value: unknown): string {
-  if (typeof value !== 'string' || !NAME_PATTERN.test(value) || value === '.' || value === '..') {
-    throw bad(field, "must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and not '.' or '..')");
-  }
+  if (typeof value !== 'string' || !SAFE_NAME.test(value)) throw bad(field, `must be ${SAFE_NAME_DOC}`);
   return value;
 }
 
@@ -288,7 +264,7 @@ export class JobServer {
    */
   async submit(raw: unknown): Promise<JobView> {
     this.checkAccepting();
-    checkKeys(raw);
+    // parseRunConfig rejects __proto__, constructor and prototype keys anywhere (a 400 below).
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpError(400, 'job: the body must be a JSON object (a run configuration)');
     const given = raw as Record<string, unknown>;
     let config: RunConfig;
@@ -298,7 +274,7 @@ export class JobServer {
       if (e instanceof TypeError || e instanceof RangeError) throw new HttpError(400, this.scrub((e as Error).message));
       throw e;
     }
-    const name = checkName('config.name', config.name);
+    const name = config.name; // the schema holds it to SAFE_NAME
     const method = String(config.attack.method);
     if (!(ATTACK_METHODS as readonly string[]).includes(method)) {
       throw bad('config.attack.method', `expected one of ${ATTACK_METHODS.join(', ')}`);
@@ -309,8 +285,9 @@ export class JobServer {
     const files: Job['files'] = {};
     if (config.data.path !== undefined) files.path = await this.resolveRead('config.data.path', config.data.path);
     if (config.data.vectors !== undefined) files.vectors = await this.resolveRead('config.data.vectors', config.data.vectors);
-    const data = config.data as RunConfig['data'] & { validationPath?: string };
-    if (data.validationPath !== undefined) files.validation = await this.resolveRead('config.data.validationPath', data.validationPath);
+    if (config.data.validationPath !== undefined) {
+      files.validation = await this.resolveRead('config.data.validationPath', config.data.validationPath);
+    }
     if (config.model.path !== undefined) files.model = await this.resolveRead('config.model.path', config.model.path);
     const givenOutput = given.output as Record<string, unknown> | undefined;
     const outputParts = givenOutput?.dir === undefined ? [] : relativeSegments('config.output.dir', givenOutput.dir, 'runs root');
@@ -324,7 +301,7 @@ export class JobServer {
     }
     if (files.path !== undefined) config.data.path = files.path;
     if (files.vectors !== undefined) config.data.vectors = files.vectors;
-    if (files.validation !== undefined) data.validationPath = files.validation;
+    if (files.validation !== undefined) config.data.validationPath = files.validation;
     if (files.model !== undefined) config.model.path = files.model;
     config.output.progress = false;
     const job: Job = {
@@ -781,11 +758,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     else if (flag === '--concurrency') o.concurrency = int(flag, value());
     else if (flag === '--max-queue') o.maxQueue = int(flag, value());
     else if (flag === '--max-body') o.maxBody = int(flag, value());
-    else throw new ConfigError(flag, `unknown option\n${SERVE_USAGE}`);
+    else throw new ConfigError(flag, `unknown option (run 'dropattack serve --help' for usage)`);
   }
   if (o.token === undefined && env.DROPATTACK_TOKEN) o.token = env.DROPATTACK_TOKEN;
-  if (!o.dataRoot) throw new ConfigError('--data-root', `is required\n${SERVE_USAGE}`);
-  if (!o.runsRoot) throw new ConfigError('--runs-root', `is required\n${SERVE_USAGE}`);
+  if (!o.dataRoot) throw new ConfigError('--data-root', `is required (run 'dropattack serve --help' for usage)`);
+  if (!o.runsRoot) throw new ConfigError('--runs-root', `is required (run 'dropattack serve --help' for usage)`);
   return o as ServeOptions;
 }
 

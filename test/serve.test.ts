@@ -213,7 +213,7 @@ describe('dropattack serve', () => {
     ['name with ../', { data: { path: 'train.csv' }, name: '../evil' }, 'config.name', NAME_RULE],
     ['name ..', { data: { path: 'train.csv' }, name: '..' }, 'config.name', NAME_RULE],
     ['name with a slash', { data: { path: 'train.csv' }, name: 'a/b' }, 'config.name', NAME_RULE],
-    ['name too long', { data: { path: 'train.csv' }, name: 'n'.repeat(65) }, 'config.name', NAME_RULE],
+    ['name too long', { data: { path: 'train.csv' }, name: 'n'.repeat(129) }, 'config.name', NAME_RULE],
     ['method ..', { data: { path: 'train.csv' }, attack: { method: '..' } }, 'config.attack.method', /expected one of/],
   ])('rejects %s with 400 naming the field', async (_what, overrides, field, why) => {
     const { data, ...rest } = overrides as { data: Record<string, unknown> } & Record<string, unknown>;
