@@ -4,8 +4,8 @@
 #
 # A trixie root is made with debootstrap once and cached at
 # ${DROPATTACK_TRIXIE_CUDA_ROOT:-/var/cache/dropattack/trixie-cuda} (about 8 GB; the
-# first run downloads about 2.5 GB). Inside it, on a copy of the tracked files
-# (git ls-files), it builds
+# first run downloads about 2.5 GB). Inside it, on a copy of the checkout (tracked files
+# and untracked ones git does not ignore), it builds
 #   (a) the C++ library with its example and tests (-DDROPATTACK_BUILD_TESTS=ON), and
 #   (b) the Node addon with cmake-js,
 # for the CUDA architectures in DROPATTACK_CUDA_ARCHITECTURES (default 80;90), and checks
@@ -83,7 +83,9 @@ mount_all() {
   mount_in proc proc /proc
   mount_in sysfs sys /sys
   mount_in --bind /dev /dev
-  mount_in devpts devpts /dev/pts
+  # Private, so that the devpts mounted below never propagates to the host's /dev/pts.
+  mount --make-private "$root/dev"
+  mountpoint -q "$root/dev/pts" || { mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" && mounted+=("$root/dev/pts"); }
 }
 # Anything still mounted under the root (e.g. left by a killed run).
 stale_mounts() { awk -v r="$root/" 'index($2 "/", r) == 1 { print $2 }' /proc/mounts | sort -r; }

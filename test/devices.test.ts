@@ -61,7 +61,7 @@ describe.each(DEVICES)('on %s', (device) => {
     expect(got.loss).toBeCloseTo(ref.loss, 5);
   });
 
-  test('a label out of range is a clear error, checked once per batch', async () => {
+  test('a label out of range is a clear error, with the target given on the host or on the device', async () => {
     const model = Module.build({ kind: 'mlp', inputDim: 5, hiddenSizes: [6], numClasses: 3 }, { seed: 8 });
     model.to(device);
     const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.1 } });
