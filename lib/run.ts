@@ -24,7 +24,7 @@ import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './loggin
 import { Module, ModelSpec } from './module';
 import { constantLR, cosineLR, linearWarmup, Schedule, stepLR } from './schedule';
 import { backends, setJitOptions, setNumThreads } from './backends';
-import { Device, manualSeed, Tensor } from './tensor';
+import { Device, DEVICE_PATTERN, manualSeed, Tensor } from './tensor';
 import { AttackConfig, Trainer, TrainerOptions } from './trainer';
 
 /** Run names and labels become directory names: plain file names only. */
@@ -92,7 +92,7 @@ export const RUN_SCHEMA: Field = {
         },
         monitor: { type: 'enum', values: METRICS, default: 'val.accuracy' },
         maxSkippedShare: { type: 'number', min: 0, max: 1, default: 0.5 },
-        device: { type: 'string', default: 'cpu', pattern: /^(cpu|cuda(:\d{1,3})?)$/, patternDoc: "'cpu', 'cuda' or 'cuda:N'" },
+        device: { type: 'string', default: 'cpu', pattern: DEVICE_PATTERN, patternDoc: "'cpu', 'cuda' or 'cuda:N'" },
         autocast: { type: 'enum', values: ['off', 'bf16'], default: 'off' },
         jit: {
           type: 'object',

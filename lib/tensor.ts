@@ -19,9 +19,12 @@ function dtypeArg(where: string, value: unknown): DType {
   return is.oneOf(where, 'dtype', value, DTYPES);
 }
 
+/** Device names: `'cpu'`, `'cuda'` or `'cuda:N'`. */
+export const DEVICE_PATTERN = /^(cpu|cuda(:\d{1,3})?)$/;
+
 /** Checks a device name (`'cpu'`, `'cuda'`, `'cuda:N'`); the native side checks that it exists. */
 export function deviceArg(where: string, value: unknown): Device {
-  if (typeof value !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(value)) {
+  if (typeof value !== 'string' || !DEVICE_PATTERN.test(value)) {
     throw is.invalidType(where, 'device', "'cpu', 'cuda' or 'cuda:N'", value);
   }
   return value as Device;
