@@ -5,19 +5,18 @@ import * as path from 'path';
 import { ConfigError, readConfigFile } from './config';
 import { writeFileSynced } from './files';
 import {
-  buildModel,
   checkOutputDir,
   describeRun,
   evaluateFromConfig,
+  makeTrainer,
   parseRunConfig,
   prepareData,
   runDirectory,
   runFromConfig,
-  PreparedData,
   RunConfig,
   RunSummary,
 } from './run';
-import { AttackConfig, AttackGroup, attackMethodInfo, Trainer, TrainerOptions } from './trainer';
+import { AttackConfig, AttackGroup, attackMethodInfo } from './trainer';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
@@ -184,7 +183,7 @@ export async function main(argv: string[]): Promise<number> {
       (data.vocab ? `, vocabulary ${data.vocab.size}` : ''),
   );
   // Every method's model and trainer are built once before the first run writes anything.
-  for (const { label, attack } of attacks) await checkTrainer(config, data, attack, label);
+  for (const { label, attack } of attacks) await makeTrainer(config, data, attack, `compare '${label}'`);
   const runs: RunSummary[] = [];
   for (const { label, attack } of attacks) {
     console.log(`\n== ${label}`);
@@ -197,17 +196,6 @@ export async function main(argv: string[]): Promise<number> {
   writeFileSynced('compare', path.join(dir, 'comparison.json'), JSON.stringify(runs.map(({ history: _h, ...r }) => r), null, 2));
   console.log(`\nlogs, checkpoints and TensorBoard events: ${dir} (tensorboard --logdir ${dir})`);
   return 0;
-}
-
-async function checkTrainer(config: RunConfig, data: PreparedData, attack: AttackConfig, label: string): Promise<void> {
-  const model = await buildModel(config, data);
-  const options = { optimizer: config.optimizer, attack, ...(Object.keys(config.loss).length ? { loss: config.loss } : {}) } as unknown as TrainerOptions;
-  try {
-    new Trainer(model, options);
-  } catch (e) {
-    if (typeof (e as Error | null)?.message === 'string') throw new ConfigError(`compare '${label}'`, (e as Error).message);
-    throw e;
-  }
 }
 
 /**

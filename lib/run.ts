@@ -411,6 +411,29 @@ export function placeModel(model: Module, device: string): void {
   if (device !== 'cpu') model.to(device as Device);
 }
 
+/**
+ * The model (on the configured device) and its trainer for one attack, as a run trains
+ * them. Any error from the trainer is its options' (optimizer, loss, attack targets): a
+ * ConfigError under `field`.
+ */
+export async function makeTrainer(config: RunConfig, data: PreparedData, attack: AttackConfig, field: string): Promise<{ model: Module; trainer: Trainer }> {
+  checkDevice(config.training.device);
+  const model = await buildModel(config, data);
+  placeModel(model, config.training.device);
+  const options = {
+    optimizer: config.optimizer,
+    attack,
+    ...(Object.keys(config.loss).length ? { loss: config.loss } : {}),
+    ...(config.training.autocast !== 'off' ? { autocast: config.training.autocast } : {}),
+  } as unknown as TrainerOptions;
+  try {
+    return { model, trainer: new Trainer(model, options) };
+  } catch (e) {
+    if (typeof (e as Error | null)?.message === 'string') throw new ConfigError(field, (e as Error).message);
+    throw e;
+  }
+}
+
 function schedule(config: RunConfig, stepsPerEpoch: number): Schedule | undefined {
   const s = config.training.schedule;
   const lr = config.optimizer.lr as number;
@@ -492,22 +515,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
       `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es) (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const model = await buildModel(config, data);
-  placeModel(model, config.training.device);
-  const trainerOptions = {
-    optimizer: config.optimizer,
-    attack,
-    ...(Object.keys(config.loss).length ? { loss: config.loss } : {}),
-    ...(config.training.autocast !== 'off' ? { autocast: config.training.autocast } : {}),
-  } as unknown as TrainerOptions;
-  let trainer: Trainer;
-  try {
-    trainer = new Trainer(model, trainerOptions);
-  } catch (e) {
-    // The trainer only reads its options (optimizer, loss, attack targets): any error is theirs.
-    if (typeof (e as Error | null)?.message === 'string') throw new ConfigError('config', (e as Error).message);
-    throw e;
-  }
+  const { model, trainer } = await makeTrainer(config, data, attack, 'config');
   // Now the run's files.
   try {
     fs.mkdirSync(dir, { recursive: true });
