@@ -3,7 +3,7 @@
 //   node examples/text-csv/export-csv.js OUT.csv [MAX_MESSAGES]
 const fs = require('fs');
 const path = require('path');
-const { loadSpamAssassin } = require(path.join(__dirname, '..', '..', 'dist', 'lib'));
+const { loadSpamAssassin } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'data'));
 
 const [out, max] = process.argv.slice(2);
 if (!out) {
