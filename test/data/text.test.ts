@@ -216,6 +216,14 @@ describe('readTextDataset: CSV', () => {
     expect(ds.texts).toEqual(['a']);
     expect(ds.skipped).toHaveLength(1);
     expect(ds.skipped[0].line).toBe(3);
+    // In the header, or in the first record of a file without one.
+    const h = write('unterminated-header.csv', '"text,label\na,b\n');
+    await expect(readTextDataset(h, { textColumn: 'text', labelColumn: 'label' })).rejects.toThrow(
+      `${h}:1: malformed header: unterminated quoted field at the end of the file`,
+    );
+    await expect(readTextDataset(h, { textColumn: 0, labelColumn: 1, header: false })).rejects.toThrow(
+      `${h}:1: unterminated quoted field at the end of the file`,
+    );
   });
 
   test('no header: 0-based column indices; field count from the first record', async () => {

@@ -156,9 +156,14 @@ async function* csvRows(where: string, file: string, o: ResolvedTextOptions): As
   let labelIdx = -1;
   for await (const r of readCsvRecords(where, file, { delimiter, quoting: o.quoting })) {
     if (expected < 0) {
+      if (o.header && r.error) throw new DataFormatError(file, r.line, `malformed header: ${r.error}`);
+      if (r.error) {
+        // A malformed first record sets no field count (its fields are unknown).
+        yield { ok: false, line: r.line, reason: r.error };
+        continue;
+      }
       expected = r.fields.length;
       if (o.header) {
-        if (r.error) throw new DataFormatError(file, r.line, `malformed header: ${r.error}`);
         const names = r.fields.map((f) => f.trim());
         const find = (name: string, col: string | number): number => {
           if (typeof col === 'number') {
