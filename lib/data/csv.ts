@@ -1,10 +1,13 @@
-// A streaming RFC 4180 CSV/TSV parser: a state machine fed chunk by chunk, so a file is
-// never held as one string. It handles quoted fields, "" escapes, delimiters and line
-// breaks inside quotes, CRLF, LF and lone CR line ends, and a leading byte-order mark.
-// Each record carries the line it starts on and, when it is malformed, why.
+// CSV/TSV records read as a stream with csv-parse (RFC 4180: quoted fields, "" escapes,
+// delimiters and line breaks inside quotes), after the shared input rules of io.ts (gzip
+// by magic bytes, one byte-order mark dropped). Records end at CRLF, LF or a lone CR and
+// blank lines are skipped. Each record carries the line it starts on and, when it is
+// malformed, why.
 
+import { CsvError, Info, parse } from 'csv-parse';
+import { Readable } from 'stream';
 import { DataFormatError } from './errors';
-import { readChunks } from './io';
+import { textStream } from './io';
 
 /** One parsed record. */
 export interface CsvRecord {
@@ -16,200 +19,116 @@ export interface CsvRecord {
   error: string | null;
 }
 
-/** Options of the parser. */
+/** Options of {@link readCsvRecords}. */
 export interface CsvParserOptions {
   /** The field delimiter: one character. Default ','. */
   delimiter?: string;
   /** Whether '"' quotes fields. Default true. */
   quoting?: boolean;
-  /** Longest quoted field, in characters, before the parser gives up (a missing closing quote). Default 2^24. */
+  /**
+   * Longest record, in bytes, before reading stops with an error (a missing closing quote
+   * would otherwise read the rest of the file as one field). Default 2^24.
+   */
   maxFieldLength?: number;
 }
 
-const LF = 10;
-const CR = 13;
-const QUOTE = 34;
+const LINE_BREAK = /\r\n|\r|\n/g;
 
-const START = 0; // at the start of a field
-const UNQUOTED = 1; // inside an unquoted field
-const QUOTED = 2; // inside a quoted field
-const CLOSED = 3; // just after a quote inside a quoted field: an escape or the closing quote
+/** Line breaks inside a field (only a quoted field holds any), counted as csv-parse's record delimiters are. */
+function lineBreaks(field: string): number {
+  if (field.indexOf('\n') < 0 && field.indexOf('\r') < 0) return 0;
+  return field.match(LINE_BREAK)!.length;
+}
+
+function checkOptions(options: CsvParserOptions): { delimiter: string; quoting: boolean; max: number } {
+  const d = options.delimiter ?? ',';
+  if (typeof d !== 'string' || d.length !== 1 || d === '"' || d === '\n' || d === '\r') {
+    throw new TypeError(`readCsvRecords: delimiter must be one character other than '"', CR and LF, got ${JSON.stringify(d)}`);
+  }
+  const max = options.maxFieldLength ?? 1 << 24;
+  if (!Number.isInteger(max) || max < 1) throw new RangeError(`readCsvRecords: maxFieldLength must be a positive integer, got ${String(max)}`);
+  return { delimiter: d, quoting: options.quoting !== false, max };
+}
 
 /**
- * The CSV state machine. Feed it with {@link push} and finish with {@link end}; both
- * append the completed records to `out`. Blank lines are skipped.
+ * The records of CSV text from a stream of strings; `file` names it in errors. Exported
+ * for tests, which feed it text in chosen chunks.
+ *
+ * Line numbers are counted here rather than taken from csv-parse's `info.lines`, which
+ * counts a CRLF inside a quoted field as two lines: a record starts on the line after the
+ * previous record's last one, plus the blank lines csv-parse skipped before it.
+ *
+ * @internal
  */
-export class CsvParser {
-  private readonly delimiter: number;
-  private readonly quote: number;
-  private readonly maxFieldLength: number;
-  private state = START;
-  private fields: string[] = [];
-  private buf = '';
-  private line = 1;
-  private recordLine = 1;
-  private quoteLine = 1;
-  private prevCR = false;
-  private error: string | null = null;
-  private first = true;
-
-  constructor(options: CsvParserOptions = {}) {
-    const d = options.delimiter ?? ',';
-    if (typeof d !== 'string' || d.length !== 1 || d === '"' || d === '\n' || d === '\r') {
-      throw new TypeError(`CsvParser: delimiter must be one character other than '"', CR and LF, got ${JSON.stringify(d)}`);
-    }
-    this.delimiter = d.charCodeAt(0);
-    this.quote = options.quoting === false ? -1 : QUOTE;
-    this.maxFieldLength = options.maxFieldLength ?? 1 << 24;
-  }
-
-  /** The line the parser has reached (1-based). */
-  get currentLine(): number {
-    return this.line;
-  }
-
-  private emit(out: CsvRecord[]): void {
-    out.push({ fields: this.fields, line: this.recordLine, error: this.error });
-    this.fields = [];
-    this.error = null;
-  }
-
-  /** Parses one chunk of text. Throws a plain Error when a quoted field grows past maxFieldLength. */
-  push(chunk: string, out: CsvRecord[]): void {
-    let i = 0;
-    if (this.first) {
-      this.first = false;
-      if (chunk.charCodeAt(0) === 0xfeff) i = 1; // byte-order mark
-    }
-    const delimiter = this.delimiter;
-    const quote = this.quote;
-    const n = chunk.length;
-    let segStart = i;
-    let state = this.state;
-    for (; i < n; i++) {
-      const c = chunk.charCodeAt(i);
-      switch (state) {
-        case START:
-          if (c === LF || c === CR) {
-            if (this.fields.length > 0) {
-              this.fields.push('');
-              this.emit(out);
-            } // else: a blank line, or the LF of a CRLF that ended a record
-          } else {
-            if (this.fields.length === 0) this.recordLine = this.line;
-            if (c === quote) {
-              state = QUOTED;
-              segStart = i + 1;
-              this.quoteLine = this.line;
-            } else if (c === delimiter) {
-              this.fields.push('');
-            } else {
-              state = UNQUOTED;
-              segStart = i;
-            }
-          }
-          break;
-        case UNQUOTED:
-          if (c === delimiter) {
-            this.fields.push(this.buf + chunk.slice(segStart, i));
-            this.buf = '';
-            state = START;
-          } else if (c === LF || c === CR) {
-            this.fields.push(this.buf + chunk.slice(segStart, i));
-            this.buf = '';
-            this.emit(out);
-            state = START;
-          }
-          break;
-        case QUOTED:
-          if (c === quote) {
-            this.buf += chunk.slice(segStart, i);
-            state = CLOSED;
-          }
-          break;
-        case CLOSED:
-          if (c === quote) {
-            this.buf += '"';
-            segStart = i + 1;
-            state = QUOTED;
-          } else if (c === delimiter) {
-            this.fields.push(this.buf);
-            this.buf = '';
-            state = START;
-          } else if (c === LF || c === CR) {
-            this.fields.push(this.buf);
-            this.buf = '';
-            this.emit(out);
-            state = START;
-          } else {
-            this.error ??= `unexpected ${JSON.stringify(chunk[i])} after the closing quote of field ${this.fields.length + 1}`;
-            state = UNQUOTED;
-            segStart = i;
-          }
-          break;
+export async function* parseCsvStream(source: Readable, file: string, options: CsvParserOptions = {}): AsyncGenerator<CsvRecord> {
+  const o = checkOptions(options);
+  // csv-parse's errors, in input order, with the number of records emitted before each.
+  // Reporting them through on_skip, not as stream errors, keeps the records read before
+  // an error (a stream error would drop those still buffered).
+  const errors: (CsvError & Partial<Info>)[] = [];
+  const parser = parse({
+    delimiter: o.delimiter,
+    quote: o.quoting ? '"' : false,
+    record_delimiter: ['\r\n', '\n', '\r'],
+    skip_empty_lines: true,
+    // The field count is checked by the caller, per row, so a bad row can be skipped.
+    relax_column_count: true,
+    // A quote inside an unquoted field is an ordinary character (5 "inch" screen).
+    relax_quotes: true,
+    max_record_size: o.max,
+    info: true,
+    skip_records_with_error: true,
+    on_skip: (err) => {
+      if (!err) return;
+      errors.push(err as CsvError & Partial<Info>);
+      if (err.code !== 'CSV_QUOTE_NOT_CLOSED') {
+        // Fatal: read no further (a runaway field would otherwise go on to the end of the file).
+        source.unpipe(parser);
+        source.destroy();
+        parser.end();
       }
-      if (c === LF) {
-        if (!this.prevCR) this.line++;
-        this.prevCR = false;
-      } else if (c === CR) {
-        this.line++;
-        this.prevCR = true;
-      } else {
-        this.prevCR = false;
-      }
+    },
+  });
+  source.on('error', (e) => parser.destroy(e)); // read errors reach the loop below through the parser
+  source.pipe(parser);
+  let used = 0; // lines taken by the records so far, their line ends included
+  let count = 0;
+  // The error that comes before record number `count`, as a record, or a thrown error.
+  const pending = (): CsvRecord | null => {
+    const e = errors[0];
+    if (e === undefined || (e.records ?? 0) > count) return null;
+    errors.shift();
+    const line = 1 + used + (e.empty_lines ?? 0);
+    if (e.code === 'CSV_QUOTE_NOT_CLOSED') return { fields: [], line, error: 'unterminated quoted field at the end of the file' };
+    if (e.code === 'CSV_MAX_RECORD_SIZE') throw new DataFormatError(file, line, `a record grew past ${o.max} bytes; is a closing quote missing?`);
+    throw new DataFormatError(file, line, e.message);
+  };
+  try {
+    for await (const out of parser as AsyncIterable<{ record: string[]; info: Info }>) {
+      for (let bad = pending(); bad !== null; bad = pending()) yield bad;
+      const { record, info } = out;
+      const line = 1 + used + info.empty_lines;
+      let breaks = 0;
+      for (const f of record) breaks += lineBreaks(f);
+      used += breaks + 1;
+      count++;
+      yield { fields: record, line, error: null };
     }
-    if (state === UNQUOTED || state === QUOTED) this.buf += chunk.slice(segStart, n);
-    this.state = state;
-    if (state === QUOTED && this.buf.length > this.maxFieldLength) {
-      throw Object.assign(
-        new Error(`a quoted field grew past ${this.maxFieldLength} characters; is its closing quote missing?`),
-        { line: this.quoteLine },
-      );
-    }
-  }
-
-  /** Finishes the input: flushes the last record (without a final line break). */
-  end(out: CsvRecord[]): void {
-    switch (this.state) {
-      case QUOTED:
-        this.fields.push(this.buf);
-        this.error ??= `unterminated quoted field (opened at line ${this.quoteLine}) at the end of the file`;
-        this.emit(out);
-        break;
-      case UNQUOTED:
-      case CLOSED:
-        this.fields.push(this.buf);
-        this.emit(out);
-        break;
-      case START:
-        if (this.fields.length > 0) {
-          this.fields.push('');
-          this.emit(out);
-        }
-        break;
-    }
-    this.buf = '';
-    this.state = START;
+    for (let bad = pending(); bad !== null; bad = pending()) yield bad;
+    // An error csv-parse would report after the last record (none known of) is not lost.
+    if (errors.length > 0) throw new DataFormatError(file, undefined, errors[0].message);
+  } finally {
+    source.destroy();
+    parser.destroy();
   }
 }
 
 /**
- * The records of a CSV/TSV file (gzip-compressed when its name ends in .gz), read as a
+ * The records of a CSV/TSV file (gzip data decompressed, whatever its name), read as a
  * stream. Errors opening or reading the file name it; records stay unchecked (see
  * {@link CsvRecord.error}).
  */
-export async function* readCsvRecords(where: string, file: string, options: CsvParserOptions = {}): AsyncGenerator<CsvRecord> {
-  const parser = new CsvParser(options);
-  const out: CsvRecord[] = [];
-  for await (const chunk of readChunks(where, file)) {
-    try {
-      parser.push(chunk, out);
-    } catch (e) {
-      throw new DataFormatError(file, (e as { line?: number }).line, (e as Error).message);
-    }
-    for (const r of out) yield r;
-    out.length = 0;
-  }
-  parser.end(out);
-  for (const r of out) yield r;
+export function readCsvRecords(where: string, file: string, options: CsvParserOptions = {}): AsyncGenerator<CsvRecord> {
+  checkOptions(options);
+  return parseCsvStream(textStream(where, file), file, options);
 }

@@ -2,34 +2,12 @@
 // CIFAR-10 binary batches, and seeded mini-batches cut from the whole-dataset tensor
 // with narrow/indexSelect.
 
-import * as fs from 'fs';
-import { promisify } from 'util';
-import * as zlib from 'zlib';
 import * as is from '../core/is';
 import { Device, Tensor, tensor } from '../core/tensor';
-import { DataFormatError, readError } from './errors';
-import { mixSeed, mulberry32, permutation, seedArg } from './random';
-
-const gunzip = promisify(zlib.gunzip);
-
-/** Reads a whole file, decompressing it when it starts with the gzip magic 1f 8b. */
-export async function readMaybeGzip(where: string, file: string): Promise<Buffer> {
-  if (typeof file !== 'string' || file === '') throw is.invalidType(where, 'path', 'a file path', file);
-  let buf: Buffer;
-  try {
-    buf = await fs.promises.readFile(file);
-  } catch (e) {
-    throw readError(where, file, e);
-  }
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = await gunzip(buf);
-    } catch (e) {
-      throw new DataFormatError(file, undefined, `corrupt gzip data: ${(e as Error).message}`);
-    }
-  }
-  return buf;
-}
+import { Batches } from './batches';
+import { DataFormatError } from './errors';
+import { readMaybeGzip } from './io';
+import { Sampler, SAMPLER_OPTIONS, SamplerOptions } from './sampler';
 
 /** IDX element types by their type code. */
 const IDX_TYPES: Record<number, { name: string; size: number }> = {
@@ -235,16 +213,8 @@ export async function readCifar10Batch(file: string, options?: CifarOptions): Pr
   return { x: tensor(x, { shape: [N, 3, 32, 32] }), y: tensor(y, { shape: [N] }) };
 }
 
-/** Options of {@link ImageBatches}. */
-export interface ImageBatchesOptions {
-  /** Examples per batch. Default 64. */
-  batchSize?: number;
-  /** Shuffle each epoch (seeded). Default false. */
-  shuffle?: boolean;
-  /** Seed of the shuffles; epoch e uses a seed mixed from (seed, e). Default 0. */
-  seed?: number;
-  /** Drop the last batch when it is smaller than batchSize. Default false. */
-  dropLast?: boolean;
+/** Options of {@link ImageBatches}: the sampling options (batchSize default 64) and a device. */
+export interface ImageBatchesOptions extends SamplerOptions {
   /** Move each batch to this device (keep the dataset on the CPU, train on CUDA). */
   device?: Device;
 }
@@ -261,21 +231,22 @@ export interface ImageBatch {
   target: Tensor;
 }
 
+/** Whether the indices are consecutive: i, i + 1, i + 2, ... */
+function isRun(indices: Int32Array): boolean {
+  for (let k = 1; k < indices.length; k++) if (indices[k] !== indices[0] + k) return false;
+  return true;
+}
+
 /**
- * Mini-batches of an in-memory dataset, cut with narrow (in order) or indexSelect (a
- * seeded permutation per epoch): no per-element JavaScript work per batch. Iterating the
- * object runs epochs 1, 2, ...; `epoch(e)` gives epoch e again, for `fit()`.
+ * Mini-batches of an in-memory dataset, cut with narrow (consecutive examples: a view, no
+ * copy) or indexSelect (a seeded permutation per epoch): no per-element JavaScript work
+ * per batch. Iterating the object runs epochs 1, 2, ...; `epoch(e)` gives epoch e again,
+ * for `fit()`.
  */
-export class ImageBatches implements Iterable<ImageBatch> {
+export class ImageBatches extends Batches<ImageBatch> {
   private readonly x: Tensor;
   private readonly y: Tensor;
-  private readonly n: number;
-  private readonly batchSize: number;
-  private readonly shuffle: boolean;
-  private readonly seed: number;
-  private readonly dropLast: boolean;
   private readonly device: Device | null;
-  private nextEpoch = 1;
 
   constructor(dataset: ImageDataset, options?: ImageBatchesOptions) {
     const where = 'ImageBatches';
@@ -286,63 +257,38 @@ export class ImageBatches implements Iterable<ImageBatch> {
     const ys = dataset.y.shape;
     if (xs.length < 1 || xs[0] === 0) throw new RangeError(`${where}: dataset.x must have a non-empty first dimension, got shape [${xs.join(', ')}]`);
     if (ys[0] !== xs[0]) throw new RangeError(`${where}: dataset.y has ${ys[0]} entries along dim 0 but dataset.x has ${xs[0]}`);
-    const o = is.options<ImageBatchesOptions>(where, options, ['batchSize', 'shuffle', 'seed', 'dropLast', 'device']);
+    const o = is.options<ImageBatchesOptions>(where, options, [...SAMPLER_OPTIONS, 'device']);
+    super(where, new Sampler(where, xs[0], o, 64));
     this.x = dataset.x;
     this.y = dataset.y;
-    this.n = xs[0];
-    this.batchSize = o.batchSize === undefined ? 64 : is.integer(where, 'batchSize', o.batchSize, 1);
-    this.shuffle = o.shuffle === undefined ? false : is.boolean(where, 'shuffle', o.shuffle);
-    this.seed = seedArg(where, o.seed);
-    this.dropLast = o.dropLast === undefined ? false : is.boolean(where, 'dropLast', o.dropLast);
     this.device = o.device === undefined ? null : o.device;
-    if (this.dropLast && this.n < this.batchSize) {
-      throw new RangeError(`${where}: dropLast with batchSize ${this.batchSize} leaves no batch of ${this.n} examples`);
-    }
-  }
-
-  /** Number of examples. */
-  get size(): number {
-    return this.n;
-  }
-  /** Number of batches per epoch. */
-  get numBatches(): number {
-    return this.dropLast ? Math.floor(this.n / this.batchSize) : Math.ceil(this.n / this.batchSize);
   }
 
   /** The example order of epoch `epoch`. */
   order(epoch = 1): Int32Array {
-    is.integer('ImageBatches.order', 'epoch', epoch, 0);
-    return permutation(this.n, this.shuffle ? mulberry32(mixSeed(this.seed, epoch)) : null);
+    return this.sampler.order(epoch, 'ImageBatches.order');
   }
 
-  /** The batches of epoch `epoch`. */
-  *epoch(epoch = 1): IterableIterator<ImageBatch> {
-    const order = this.order(epoch);
-    const perm = this.shuffle ? tensor(order, { device: this.x.device }) : null;
-    const B = this.batchSize;
-    for (let s = 0; s < this.n; s += B) {
-      const len = Math.min(B, this.n - s);
-      if (len < B && this.dropLast) break;
-      let x: Tensor;
-      let y: Tensor;
-      if (perm) {
-        const idx = perm.narrow(0, s, len);
-        x = this.x.indexSelect(0, idx);
-        y = this.y.indexSelect(0, idx.device === this.y.device ? idx : idx.to(this.y.device));
-      } else {
-        x = this.x.narrow(0, s, len);
-        y = this.y.narrow(0, s, len);
-      }
-      if (this.device) {
-        x = x.to(this.device);
-        y = y.to(this.device);
-      }
-      yield { x, y, indices: order.subarray(s, s + len), inputs: [x], target: y };
+  /** The batch of these example indices, in this order. */
+  batch(indices: Int32Array): ImageBatch {
+    const n = this.sampler.size;
+    for (let k = 0; k < indices.length; k++) {
+      if (!(indices[k] >= 0 && indices[k] < n)) throw is.invalidRange('ImageBatches.batch', `indices[${k}]`, `in [0, ${n})`, indices[k]);
     }
-  }
-
-  /** Runs the next epoch (1, 2, 3, ... on successive loops). */
-  [Symbol.iterator](): Iterator<ImageBatch> {
-    return this.epoch(this.nextEpoch++);
+    let x: Tensor;
+    let y: Tensor;
+    if (indices.length > 0 && isRun(indices)) {
+      x = this.x.narrow(0, indices[0], indices.length);
+      y = this.y.narrow(0, indices[0], indices.length);
+    } else {
+      const idx = tensor(indices, { device: this.x.device });
+      x = this.x.indexSelect(0, idx);
+      y = this.y.indexSelect(0, idx.device === this.y.device ? idx : idx.to(this.y.device));
+    }
+    if (this.device) {
+      x = x.to(this.device);
+      y = y.to(this.device);
+    }
+    return { x, y, indices, inputs: [x], target: y };
   }
 }

@@ -1,27 +1,81 @@
-// Streaming text input shared by the readers: a file (gzip-compressed when its name ends
-// in .gz) as UTF-8 chunks or as numbered lines, with errors that name the file.
+// Input shared by every reader of the data pipeline. The rules live here once:
+// - gzip is recognised by its magic bytes 1f 8b, never by the file name;
+// - text is UTF-8, and one leading byte-order mark (U+FEFF) is dropped;
+// - lines end at LF, CRLF or a lone CR (node:readline's rule, the same as the CSV reader's);
+// - a file that cannot be opened or read is an error naming the function and the file.
 
 import * as fs from 'fs';
+import * as readline from 'readline';
 import { pipeline, Readable } from 'stream';
+import { promisify } from 'util';
 import * as zlib from 'zlib';
-import { readError } from './errors';
+import * as is from '../core/is';
+import { DataFormatError, readError } from './errors';
 
-/** The file as a stream of UTF-8 text chunks; `.gz` files are decompressed on the fly. */
-export function openTextStream(file: string): Readable {
-  const raw = fs.createReadStream(file, { highWaterMark: 1 << 16 });
-  if (!/\.gz$/i.test(file)) {
-    raw.setEncoding('utf8');
-    return raw;
+const gunzipBuffer = promisify(zlib.gunzip);
+
+/** Whether these first bytes of a file are the gzip magic number 1f 8b. */
+export function isGzip(head: Uint8Array): boolean {
+  return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+/** The text without its leading byte-order mark, when it has one. */
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Reads a whole file, decompressing it when it is gzip data ({@link isGzip}). */
+export async function readMaybeGzip(where: string, file: string): Promise<Buffer> {
+  if (typeof file !== 'string' || file === '') throw is.invalidType(where, 'path', 'a file path', file);
+  let buf: Buffer;
+  try {
+    buf = await fs.promises.readFile(file);
+  } catch (e) {
+    throw readError(where, file, e);
   }
+  if (isGzip(buf)) {
+    try {
+      buf = await gunzipBuffer(buf);
+    } catch (e) {
+      throw new DataFormatError(file, undefined, `corrupt gzip data: ${(e as Error).message}`);
+    }
+  }
+  return buf;
+}
+
+/**
+ * The file's bytes as a stream, decompressed on the fly when it is gzip data. Errors
+ * opening the file name it; later read errors reach the consumer through the stream.
+ */
+async function openBytes(where: string, file: string): Promise<Readable> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (e) {
+    throw readError(where, file, e);
+  }
+  const head = Buffer.alloc(2);
+  let got: number;
+  try {
+    got = (await fh.read(head, 0, 2, 0)).bytesRead;
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw readError(where, file, e);
+  }
+  const raw = fh.createReadStream({ start: 0, highWaterMark: 1 << 16 });
+  if (!isGzip(head.subarray(0, got))) return raw;
   const gunzip = zlib.createGunzip();
   pipeline(raw, gunzip, () => undefined); // errors reach the consumer through gunzip
-  gunzip.setEncoding('utf8');
   return gunzip;
 }
 
-/** The file's text in chunks (a leading byte-order mark removed); read errors name the file. */
+/**
+ * The file's text in UTF-8 chunks, gzip data decompressed and a leading byte-order mark
+ * dropped. Errors opening or reading the file name it (corrupt gzip data included).
+ */
 export async function* readChunks(where: string, file: string): AsyncGenerator<string> {
-  const stream = openTextStream(file);
+  const stream = await openBytes(where, file);
+  stream.setEncoding('utf8');
   let first = true;
   try {
     const it = stream[Symbol.asyncIterator]();
@@ -36,7 +90,7 @@ export async function* readChunks(where: string, file: string): AsyncGenerator<s
       let chunk = r.value as string;
       if (first) {
         first = false;
-        if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
+        chunk = stripBom(chunk);
       }
       yield chunk;
     }
@@ -45,21 +99,31 @@ export async function* readChunks(where: string, file: string): AsyncGenerator<s
   }
 }
 
-/** The file's lines with their 1-based numbers; LF and CRLF line ends are removed. */
+/** The file's text ({@link readChunks}) as a readable stream of strings. */
+export function textStream(where: string, file: string): Readable {
+  return Readable.from(readChunks(where, file), { objectMode: false, encoding: 'utf8' });
+}
+
+/** The file's lines with their 1-based numbers, read with node:readline (line ends removed). */
 export async function* readLines(where: string, file: string): AsyncGenerator<{ line: number; text: string }> {
-  let rest = '';
+  const input = textStream(where, file);
+  let failure: unknown = null;
+  const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  input.on('error', (e) => {
+    failure ??= e;
+    rl.close();
+  });
   let line = 0;
-  for await (const chunk of readChunks(where, file)) {
-    let start = 0;
-    const s = rest.length > 0 ? rest + chunk : chunk;
-    for (;;) {
-      const nl = s.indexOf('\n', start);
-      if (nl < 0) break;
-      const end = nl > start && s.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      yield { line: ++line, text: s.slice(start, end) };
-      start = nl + 1;
+  try {
+    for await (const text of rl) {
+      if (failure !== null) break;
+      yield { line: ++line, text };
     }
-    rest = s.slice(start);
+  } catch (e) {
+    failure ??= e;
+  } finally {
+    rl.close();
+    input.destroy();
   }
-  if (rest.length > 0) yield { line: ++line, text: rest.endsWith('\r') ? rest.slice(0, -1) : rest };
+  if (failure !== null) throw failure;
 }

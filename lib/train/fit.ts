@@ -68,6 +68,14 @@ function metricValue(name: string, record: EpochRecord): number | undefined {
 
 const defaultMode = (metric: string): 'min' | 'max' => (metric.endsWith('loss') ? 'min' : 'max');
 
+/** How many batches a source holds: an array's length, or a declared `numBatches` (TextBatches/ImageBatches epochs). */
+function batchCount(source: unknown): number | undefined {
+  if (Array.isArray(source)) return source.length;
+  if (source === null || typeof source !== 'object') return undefined;
+  const n = (source as { numBatches?: unknown }).numBatches;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
 /**
  * Trains for `epochs` epochs: one native step per batch, validation after each epoch,
  * the best model kept by a metric, early stopping, callbacks and loggers. With
@@ -126,7 +134,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       let batch = 0;
       let micro = 0;
       const source = o.train(epoch);
-      const batches = Array.isArray(source) ? source.length : undefined;
+      const batches = batchCount(source);
       if (batches !== undefined && batches < accumulate) {
         throw new RangeError(`${where}: accumulate ${accumulate} is larger than the ${batches} batches of epoch ${epoch}; no optimizer step would run`);
       }

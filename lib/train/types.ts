@@ -9,7 +9,9 @@ export interface Batch {
 
 /**
  * The batches of one epoch. Called with the epoch number (from 1) so a seeded source
- * gives the same order on a resumed run as on an uninterrupted one.
+ * gives the same order on a resumed run as on an uninterrupted one. An array, or an
+ * iterable with a `numBatches` property (the epochs of TextBatches and ImageBatches),
+ * tells progress loggers the epoch's total.
  */
 export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
 

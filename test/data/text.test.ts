@@ -5,8 +5,9 @@ import * as v8 from 'v8';
 import * as vm from 'vm';
 import * as zlib from 'zlib';
 
-import { CsvRecord, DataFormatError, readTextDataset, streamTextRecords, TextRecord } from '../../lib/data';
-import { CsvParser } from '../../lib/data/csv';
+import { CsvRecord, DataFormatError, readCsvRecords, readTextDataset, streamTextRecords, TextRecord } from '../../lib/data';
+import { parseCsvStream } from '../../lib/data/csv';
+import { Readable } from 'stream';
 import { lcg } from '../helpers/util';
 
 let dir: string;
@@ -32,58 +33,77 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   throw new Error('expected the promise to reject');
 }
 
-function parseAll(text: string, chunkSizes: number[] | null, options = {}): CsvRecord[] {
-  const p = new CsvParser(options);
-  const out: CsvRecord[] = [];
-  if (chunkSizes === null) p.push(text, out);
+/** The records of CSV text fed to the parser whole or in chunks of the given sizes (cycled). */
+async function parseAll(text: string, chunkSizes: number[] | null, options = {}): Promise<CsvRecord[]> {
+  const chunks: string[] = [];
+  if (chunkSizes === null) chunks.push(text);
   else {
     let at = 0;
     let k = 0;
     while (at < text.length) {
       const n = chunkSizes[k++ % chunkSizes.length];
-      p.push(text.slice(at, at + n), out);
+      chunks.push(text.slice(at, at + n));
       at += n;
     }
   }
-  p.end(out);
+  const out: CsvRecord[] = [];
+  for await (const r of parseCsvStream(Readable.from(chunks), '<text>', options)) out.push(r);
   return out;
 }
 
-describe('CsvParser', () => {
-  test('quoted fields, "" escapes, embedded delimiters and line breaks, CRLF', () => {
+describe('CSV records (csv-parse)', () => {
+  test('quoted fields, "" escapes, embedded delimiters and line breaks, CRLF', async () => {
     const text = 'a,b,c\r\n"x, y","say ""hi""","two\r\nlines"\r\n,,\r\nlast,"",end';
-    const recs = parseAll(text, null);
+    const recs = await parseAll(text, null);
     expect(recs.map((r) => r.fields)).toEqual([
       ['a', 'b', 'c'],
       ['x, y', 'say "hi"', 'two\r\nlines'],
       ['', '', ''],
       ['last', '', 'end'],
     ]);
+    // csv-parse's own info.lines would say 4 for the second record (it counts a CRLF inside quotes twice).
     expect(recs.map((r) => r.line)).toEqual([1, 2, 4, 5]);
     expect(recs.every((r) => r.error === null)).toBe(true);
   });
 
-  test('blank lines are skipped, lone CR and LF end records, a BOM is dropped', () => {
-    const recs = parseAll('\ufeffh1,h2\n\n\r\nx,1\ry,2\n\nz,3', null);
+  test('blank lines are skipped; lone CR, LF and CRLF end records, mixed in one file', async () => {
+    const recs = await parseAll('h1,h2\n\n\r\nx,1\ry,2\n\nz,3', null);
     expect(recs.map((r) => r.fields)).toEqual([['h1', 'h2'], ['x', '1'], ['y', '2'], ['z', '3']]);
     expect(recs.map((r) => r.line)).toEqual([1, 4, 5, 7]);
   });
 
-  test('a trailing delimiter gives an empty last field', () => {
-    expect(parseAll('a,\nb,\r\nc,', null).map((r) => r.fields)).toEqual([['a', ''], ['b', ''], ['c', '']]);
+  test('a byte-order mark is dropped once, by the file reader (raw and gzip data alike)', async () => {
+    for (const [name, data] of [
+      ['bom.csv', Buffer.from('\ufeffh1,h2\nx,1\n')],
+      ['bom.csv.gz', zlib.gzipSync('\ufeffh1,h2\nx,1\n')],
+    ] as const) {
+      const recs: CsvRecord[] = [];
+      for await (const r of readCsvRecords('test', write(name, data))) recs.push(r);
+      expect(recs.map((r) => r.fields)).toEqual([['h1', 'h2'], ['x', '1']]);
+    }
+    // Only a leading mark: one later in the file is text.
+    const recs: CsvRecord[] = [];
+    for await (const r of readCsvRecords('test', write('bom2.csv', '\ufeff\ufeffh\n'))) recs.push(r);
+    expect(recs[0].fields).toEqual(['\ufeffh']);
   });
 
-  test('text after a closing quote and an unterminated quote are flagged', () => {
-    const recs = parseAll('"ab"c,d\nok,1\n"open,2\nmore', null);
-    expect(recs[0].error).toMatch(/unexpected "c" after the closing quote of field 1/);
-    expect(recs[0].fields).toEqual(['abc', 'd']);
-    expect(recs[1]).toEqual({ fields: ['ok', '1'], line: 2, error: null });
-    expect(recs[2].line).toBe(3);
-    expect(recs[2].error).toMatch(/unterminated quoted field \(opened at line 3\)/);
-    expect(recs[2].fields).toEqual(['open,2\nmore']);
+  test('a trailing delimiter gives an empty last field', async () => {
+    expect((await parseAll('a,\nb,\r\nc,', null)).map((r) => r.fields)).toEqual([['a', ''], ['b', ''], ['c', '']]);
   });
 
-  test('the same records whatever the chunking (random CSV, 300 records)', () => {
+  test('quotes outside RFC 4180 follow csv-parse relax_quotes; an unterminated quote is flagged at its record', async () => {
+    const recs = await parseAll('5 "inch" screen,d\n"ab"c,d\nok,1\n"x""y",z\n"open,2\nmore', null);
+    // A quote inside an unquoted field is an ordinary character.
+    expect(recs[0]).toEqual({ fields: ['5 "inch" screen', 'd'], line: 1, error: null });
+    // Text after a closing quote: csv-parse keeps the field as written, quotes included.
+    expect(recs[1]).toEqual({ fields: ['"ab"c', 'd'], line: 2, error: null });
+    expect(recs[2]).toEqual({ fields: ['ok', '1'], line: 3, error: null });
+    expect(recs[3]).toEqual({ fields: ['x"y', 'z'], line: 4, error: null });
+    expect(recs[4]).toEqual({ fields: [], line: 5, error: 'unterminated quoted field at the end of the file' });
+    expect(recs).toHaveLength(5);
+  });
+
+  test('the same records whatever the chunking (random CSV, 300 records)', async () => {
     const r = lcg(7);
     const alphabet = ['a', 'b', ' ', ',', '"', '\n', '\r\n', 'é', '\t', 'z'];
     const rows: string[][] = [];
@@ -101,34 +121,42 @@ describe('CsvParser', () => {
     }
     const quote = (s: string): string => (/[",\r\n]/.test(s) || s === '' ? `"${s.replace(/"/g, '""')}"` : s);
     const text = rows.map((row) => row.map(quote).join(',')).join(rows.length % 2 ? '\n' : '\r\n') + '\r\n';
-    const whole = parseAll(text, null);
+    const whole = await parseAll(text, null);
     expect(whole.map((x) => x.fields)).toEqual(rows);
+    // Each record starts on the line after the previous one's last line.
+    let line = 1;
+    whole.forEach((rec, k) => {
+      expect(rec.line).toBe(line);
+      line += 1 + rows[k].reduce((n, f) => n + (f.match(/\r\n|\r|\n/g)?.length ?? 0), 0);
+    });
     for (const sizes of [[1], [2, 3], [7, 1, 64], [4096]]) {
-      expect(parseAll(text, sizes)).toEqual(whole);
+      expect(await parseAll(text, sizes)).toEqual(whole);
     }
   });
 
-  test('quoting: false takes quotes literally (TSV)', () => {
-    expect(parseAll('"a"\t"b\n', null, { delimiter: '\t', quoting: false })[0].fields).toEqual(['"a"', '"b']);
+  test('quoting: false takes quotes literally (TSV)', async () => {
+    expect((await parseAll('"a"\t"b\n', null, { delimiter: '\t', quoting: false }))[0].fields).toEqual(['"a"', '"b']);
   });
 
-  test('a runaway quoted field stops at maxFieldLength, naming the line it opened on', () => {
-    const p = new CsvParser({ maxFieldLength: 100 });
-    const out: CsvRecord[] = [];
-    p.push('a,b\nc,"open\n', out);
-    let err: unknown;
-    try {
-      p.push('x'.repeat(200), out);
-    } catch (e) {
-      err = e;
-    }
-    expect((err as Error).message).toMatch(/a quoted field grew past 100 characters; is its closing quote missing\?/);
-    expect((err as { line: number }).line).toBe(2);
+  test('a runaway quoted field stops at maxFieldLength, naming the line its record starts on', async () => {
+    const e = await rejection(parseAll('a,b\nc,"open\n' + 'x'.repeat(200), [5], { maxFieldLength: 100 }));
+    expect(e).toBeInstanceOf(DataFormatError);
+    expect(e.message).toBe('<text>:2: a record grew past 100 bytes; is a closing quote missing?');
+    // A file: the records before it come first, and reading stops there (not at the end of the file).
+    const f = write('runaway.csv', 'text,label\na,b\n"open,c\n' + 'x'.repeat(1 << 20));
+    const seen: string[] = [];
+    const e2 = await rejection(
+      (async () => {
+        for await (const r of readCsvRecords('test', f, { maxFieldLength: 1000 })) seen.push(r.fields.join('|'));
+      })(),
+    );
+    expect(seen).toEqual(['text|label', 'a|b']);
+    expect(e2.message).toBe(`${f}:3: a record grew past 1000 bytes; is a closing quote missing?`);
   });
 
   test('a bad delimiter is a TypeError', () => {
-    expect(() => new CsvParser({ delimiter: ';;' })).toThrow(TypeError);
-    expect(() => new CsvParser({ delimiter: '"' })).toThrow(/delimiter/);
+    expect(() => readCsvRecords('test', 'x.csv', { delimiter: ';;' })).toThrow(TypeError);
+    expect(() => readCsvRecords('test', 'x.csv', { delimiter: '"' })).toThrow(/delimiter/);
   });
 });
 
@@ -154,7 +182,7 @@ describe('readTextDataset: CSV', () => {
     'd",neg', // 5
     'e,', // 6: empty label
     'f,neg', // 7
-    '"g"x,pos', // 8: text after the closing quote
+    '"g"x,pos', // 8: text after the closing quote: kept as written (csv-parse relax_quotes)
     'h', // 9: too few fields
     'i,  pos  ', // 10: label trimmed
   ].join('\n');
@@ -162,14 +190,13 @@ describe('readTextDataset: CSV', () => {
   test("onBadRow 'skip' lists the malformed rows with their line numbers", async () => {
     const f = write('messy.csv', messy);
     const ds = await readTextDataset(f, { textColumn: 'text', labelColumn: 'label', onBadRow: 'skip' });
-    expect(ds.texts).toEqual(['a', 'c\nd', 'f', 'i']);
+    expect(ds.texts).toEqual(['a', 'c\nd', 'f', '"g"x', 'i']);
     expect(ds.labelNames).toEqual(['neg', 'pos']);
-    expect(Array.from(ds.labels)).toEqual([1, 0, 0, 1]);
-    expect(ds.skipped.map((s) => s.line)).toEqual([3, 6, 8, 9]);
+    expect(Array.from(ds.labels)).toEqual([1, 0, 0, 1, 1]);
+    expect(ds.skipped.map((s) => s.line)).toEqual([3, 6, 9]);
     expect(ds.skipped[0].reason).toBe('expected 2 fields, got 3');
     expect(ds.skipped[1].reason).toBe('empty label');
-    expect(ds.skipped[2].reason).toMatch(/after the closing quote/);
-    expect(ds.skipped[3].reason).toBe('expected 2 fields, got 1');
+    expect(ds.skipped[2].reason).toBe('expected 2 fields, got 1');
   });
 
   test("onBadRow 'fail' (the default) throws file:line: reason at the first bad row", async () => {
@@ -189,6 +216,14 @@ describe('readTextDataset: CSV', () => {
     expect(ds.texts).toEqual(['a']);
     expect(ds.skipped).toHaveLength(1);
     expect(ds.skipped[0].line).toBe(3);
+    // In the header, or in the first record of a file without one.
+    const h = write('unterminated-header.csv', '"text,label\na,b\n');
+    await expect(readTextDataset(h, { textColumn: 'text', labelColumn: 'label' })).rejects.toThrow(
+      `${h}:1: malformed header: unterminated quoted field at the end of the file`,
+    );
+    await expect(readTextDataset(h, { textColumn: 0, labelColumn: 1, header: false })).rejects.toThrow(
+      `${h}:1: unterminated quoted field at the end of the file`,
+    );
   });
 
   test('no header: 0-based column indices; field count from the first record', async () => {
@@ -252,8 +287,24 @@ describe('readTextDataset: CSV', () => {
     const f = write('z.csv.gz', zlib.gzipSync('text,label\n"a, b",x\nc,y\n'));
     const ds = await readTextDataset(f, { textColumn: 'text', labelColumn: 'label' });
     expect(ds.texts).toEqual(['a, b', 'c']);
-    const bad = write('bad.csv.gz', Buffer.from('not gzip at all'));
+    // Gzip is told by the magic bytes 1f 8b, not the name: corrupt gzip data is a read error naming the file.
+    const bad = write('bad.csv.gz', zlib.gzipSync('text,label\na,b\n').subarray(0, 12));
     await expect(readTextDataset(bad, { textColumn: 'text', labelColumn: 'label' })).rejects.toThrow(`cannot read ${bad}`);
+  });
+
+  test('gzip by magic bytes, whatever the extension', async () => {
+    // Plain text named .gz is read as text; gzip data named .csv is decompressed.
+    const plain = write('plain.csv.gz', 'text,label\na,x\n');
+    expect((await readTextDataset(plain, { textColumn: 'text', labelColumn: 'label' })).texts).toEqual(['a']);
+    const packed = write('packed.csv', zlib.gzipSync('text,label\n"b\nc",y\nd,\n'));
+    const e = await rejection(readTextDataset(packed, { textColumn: 'text', labelColumn: 'label' }));
+    expect(e.message).toBe(`${packed}:4: empty label`);
+    const lines: string[] = [];
+    const jsonl = write('packed.jsonl', zlib.gzipSync('{"t":"q","y":1}\n'));
+    for await (const r of streamTextRecords(jsonl, { textColumn: 't', labelColumn: 'y' })) lines.push(`${r.line}:${r.text}`);
+    expect(lines).toEqual(['1:q']);
+    // A file shorter than the magic number is text.
+    expect((await readTextDataset(write('one.tsv', 'x'), { textColumn: 0, labelColumn: 0, header: false })).texts).toEqual(['x']);
   });
 });
 
