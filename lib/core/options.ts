@@ -21,7 +21,9 @@ export const MAX_ATTACK_STEPS = 1000;
 /** Most attack groups (the engine's kMaxGroups). */
 export const MAX_GROUPS = 255;
 
+/** The optimizers the engine builds. */
 export const OPTIMIZER_TYPES = ['sgd', 'adam', 'adamw'] as const;
+/** The losses, as the options name them. */
 export const LOSS_TYPES = ['crossEntropy', 'bceWithLogits', 'mse'] as const;
 
 /** Optimizer settings. */
@@ -130,6 +132,7 @@ export function methodRules(): Record<string, unknown>[] {
 export const attackSchema = (extra: Record<string, unknown> = {}) =>
   Type.Object(attackProperties(), { additionalProperties: false, allOf: methodRules(), description: 'the attack (docs/methods.md)', ...extra });
 
+/** Autocast settings of the forward passes. */
 export const AUTOCAST = ['off', 'bf16'] as const;
 
 /** The options of `new Trainer()` that JSON can hold (loss.classWeights, a Tensor, aside). */

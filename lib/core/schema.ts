@@ -254,8 +254,8 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  * theirs, and an object's `allOf` if/then branches that hold add their defaults. Values of
  * the wrong kind are left as they are for validation to report.
  */
-export function fillDefaults<T extends TSchema>(schema: T, value: unknown): Static<T> {
-  return fill(schema as unknown as Json, value) as Static<T>;
+export function fillDefaults<T extends TSchema>(schema: T, value: unknown): Resolved<T> {
+  return fill(schema as unknown as Json, value) as Resolved<T>;
 }
 
 function fill(s: Json, value: unknown): unknown {
