@@ -8,6 +8,7 @@ import * as path from 'path';
 import { mulberry32 } from '../lib/data/random';
 import { badThrow } from './helpers/errors';
 import { native, NativeModule, NativeTensor } from '../lib/core/native';
+import { resolveTrainerOptions } from '../lib/core/trainer';
 import { runReference } from './helpers/reference';
 
 type Fn = (...args: unknown[]) => unknown;
@@ -43,6 +44,7 @@ describe('engine fuzz', () => {
     return o;
   };
 
+  const COMPLETE = resolveTrainerOptions({});
   const OPTIMIZER_KEYS = ['type', 'lr', 'momentum', 'nesterov', 'dampening', 'weightDecay', 'betas', 'eps', 'amsgrad', 'bogus'];
   const ATTACK_KEYS = ['method', 'groups', 'k', 'alpha', 'rho', 'eta', 'seed'];
   const GROUP_KEYS = ['targets', 'epsilon', 'p', 'relative', 'sparse'];
@@ -74,10 +76,11 @@ describe('engine fuzz', () => {
       let loss: Record<string, unknown>;
       if (rnd() < 0.5) {
         const method = pick(['dropattack', 'fgm', 'pgd', 'freelb', 'awp', 'sam', 'asam', 'none']);
-        const group: Record<string, unknown> = { targets: [pick(['fc1.weight', 'input', 'fc*', 'out.bias'])], epsilon: 0.5, p: 0.5 };
-        attack = { method, k: method === 'fgm' || method === 'awp' ? 1 : 2, alpha: 0.1, seed: 3, groups: method === 'none' ? [] : [group] };
-        optimizer = { type: pick(['sgd', 'adam', 'adamw']), lr: 0.01 };
-        loss = { type: 'cross_entropy' };
+        // Complete options, as the TypeScript layer passes them (the binding holds no defaults).
+        const group: Record<string, unknown> = { targets: [pick(['fc1.weight', 'input', 'fc*', 'out.bias'])], epsilon: 0.5, p: 0.5, relative: false, sparse: 'auto' };
+        attack = { method, k: method === 'fgm' || method === 'awp' ? 1 : 2, alpha: 0.1, rho: 0.05, eta: 0.01, seed: 3, groups: method === 'none' ? [] : [group] };
+        optimizer = { ...COMPLETE.optimizer, type: pick(['sgd', 'adam', 'adamw']), lr: 0.01 };
+        loss = { type: 'cross_entropy', labelSmoothing: 0 };
         const victim = pick([attack, optimizer, loss, group]);
         const keys = victim === attack ? ATTACK_KEYS : victim === optimizer ? OPTIMIZER_KEYS : victim === loss ? LOSS_KEYS : GROUP_KEYS;
         if (rnd() < 0.7) victim[pick(keys)] = pick(values());
@@ -90,7 +93,7 @@ describe('engine fuzz', () => {
       let trainer: unknown = null;
       const show = (o: unknown) => JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `${v}n` : v));
       await check(`trainerNew(${show(optimizer)}, ${show(attack)})`, () => {
-        trainer = native.trainerNew(module, optimizer, attack, loss);
+        trainer = native.trainerNew(module, optimizer, attack, loss, { autocast: 'off' });
         return trainer;
       });
       if (trainer === null) continue;
@@ -116,7 +119,7 @@ describe('engine fuzz', () => {
     native.moduleTo(module, 'cpu', 'float32');
     native.moduleTrain(module, true);
     expect(native.moduleIsBusy(module)).toBe(false);
-    const trainer = native.trainerNew(module, { type: 'sgd', lr: 0.01 }, { method: 'none' }, { type: 'cross_entropy' });
+    const trainer = native.trainerNew(module, { ...COMPLETE.optimizer, type: 'sgd', lr: 0.01 }, COMPLETE.attack, { type: 'cross_entropy', labelSmoothing: 0 }, { autocast: 'off' });
     const r = await native.trainerStep(trainer, [t([4, 6])], native.full([4], 1, 'int64', 'cpu'), {});
     expect(r.applied).toBe(true);
   }, 120000);

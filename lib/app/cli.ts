@@ -111,12 +111,19 @@ export function comparisonAttacks(config: RunConfig, methods?: string[]): { labe
   const groups: AttackGroup[] = (base.groups ?? []).map((g) => ({ ...g }));
   const k = base.k ?? 1;
   const seed = base.seed ?? 0;
+  // Each method's groups keep the settings it reads (the engine's groupFields: FGM, PGD
+  // and FreeLB have no p).
+  const read = (m: string): AttackGroup[] => {
+    const fields = attackMethodInfo(m)?.groupFields ?? [];
+    return groups.map((g) => Object.fromEntries(Object.entries(g).filter(([key]) => fields.includes(key))) as AttackGroup);
+  };
+  const alpha = 0.5 * Math.min(...groups.map((g) => g.epsilon ?? 0));
   const all: Record<string, () => AttackConfig> = {
     none: () => ({ method: 'none' }),
     dropattack: () => ({ method: 'dropattack', k, seed, groups }),
-    fgm: () => ({ method: 'fgm', seed, groups: groups.map(({ p: _p, ...g }) => g) }),
-    pgd: () => ({ method: 'pgd', k: 3, alpha: 0.5 * Math.min(...groups.map((g) => g.epsilon)), seed, groups: groups.map(({ p: _p, ...g }) => g) }),
-    freelb: () => ({ method: 'freelb', k: 3, alpha: 0.5 * Math.min(...groups.map((g) => g.epsilon)), seed, groups: groups.map(({ p: _p, ...g }) => g) }),
+    fgm: () => ({ method: 'fgm', seed, groups: read('fgm') }),
+    pgd: () => ({ method: 'pgd', k: 3, alpha, seed, groups: read('pgd') }),
+    freelb: () => ({ method: 'freelb', k: 3, alpha, seed, groups: read('freelb') }),
     awp: () => ({ method: 'awp', seed, groups: groups.map((g) => ({ targets: g.targets, epsilon: 0.01 })) }),
     sam: () => ({ method: 'sam', rho: 0.05, seed }),
     asam: () => ({ method: 'asam', rho: 0.5, seed }),

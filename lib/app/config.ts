@@ -1,18 +1,9 @@
-// Run configuration for the CLI: a JSON file validated against a schema. Every error
-// names the field (config.training.epochs) and the value received.
+// Run configuration files: reading, `--set` overrides and the keys refused everywhere.
+// The schema that validates them is RUN_SCHEMA (run.ts); every error names the field
+// (config.training.epochs) and the value received.
 import * as fs from 'fs';
 
 import { describe } from '../core/is';
-
-export type Field =
-  | { type: 'number'; min?: number; max?: number; exclusiveMin?: boolean; exclusiveMax?: boolean; required?: boolean; default?: number; doc?: string }
-  | { type: 'integer'; min?: number; max?: number; required?: boolean; default?: number; doc?: string }
-  | { type: 'string'; required?: boolean; default?: string; pattern?: RegExp; patternDoc?: string; doc?: string }
-  | { type: 'boolean'; required?: boolean; default?: boolean; doc?: string }
-  | { type: 'enum'; values: readonly string[]; required?: boolean; default?: string; doc?: string }
-  | { type: 'array'; items: Field; required?: boolean; default?: unknown[]; minItems?: number; doc?: string }
-  | { type: 'object'; fields: Record<string, Field>; required?: boolean; open?: boolean; optional?: boolean; doc?: string }
-  | { type: 'any'; required?: boolean; doc?: string };
 
 /** A configuration error: names the field and the value received. */
 export class ConfigError extends TypeError {
@@ -46,73 +37,6 @@ export function checkKeysDeep(value: unknown, name: string): void {
     for (const key of Object.keys(v)) {
       checkKey(key, `${n}.${key}`);
       stack.push([(v as Record<string, unknown>)[key], `${n}.${key}`]);
-    }
-  }
-}
-
-/** Validates `value` against `field`, filling defaults; throws ConfigError naming the field. */
-export function validate(value: unknown, field: Field, name: string): unknown {
-  if (value === undefined) {
-    if ('default' in field && field.default !== undefined) return structuredClone(field.default);
-    if (field.required) throw new ConfigError(name, 'is required');
-    if (field.type === 'object' && !field.optional) return validate({}, field, name);
-    return undefined;
-  }
-  switch (field.type) {
-    case 'any':
-      checkKeysDeep(value, name);
-      return value;
-    case 'number':
-    case 'integer': {
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(name, `expected a finite number, got ${describe(value)}`);
-      if (field.type === 'integer' && !Number.isSafeInteger(value)) throw new ConfigError(name, `expected an integer, got ${describe(value)}`);
-      if (field.min !== undefined) {
-        const under = field.type === 'number' && field.exclusiveMin ? value <= field.min : value < field.min;
-        if (under) throw new ConfigError(name, `expected a value ${field.type === 'number' && field.exclusiveMin ? '>' : '>='} ${field.min}, got ${value}`);
-      }
-      if (field.max !== undefined) {
-        const over = field.type === 'number' && field.exclusiveMax ? value >= field.max : value > field.max;
-        if (over) throw new ConfigError(name, `expected a value ${field.type === 'number' && field.exclusiveMax ? '<' : '<='} ${field.max}, got ${value}`);
-      }
-      return value;
-    }
-    case 'string':
-      if (typeof value !== 'string') throw new ConfigError(name, `expected a string, got ${describe(value)}`);
-      if (field.pattern && !field.pattern.test(value)) throw new ConfigError(name, `expected ${field.patternDoc ?? `a string matching ${field.pattern}`}, got ${describe(value)}`);
-      return value;
-    case 'boolean':
-      if (typeof value !== 'boolean') throw new ConfigError(name, `expected true or false, got ${describe(value)}`);
-      return value;
-    case 'enum':
-      if (typeof value !== 'string' || !field.values.includes(value)) {
-        throw new ConfigError(name, `expected one of ${field.values.map((v) => `'${v}'`).join(', ')}, got ${describe(value)}`);
-      }
-      return value;
-    case 'array': {
-      if (!Array.isArray(value)) throw new ConfigError(name, `expected an array, got ${describe(value)}`);
-      if (field.minItems !== undefined && value.length < field.minItems) throw new ConfigError(name, `expected at least ${field.minItems} item(s)`);
-      return value.map((v, k) => validate(v, field.items, `${name}[${k}]`));
-    }
-    case 'object': {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(name, `expected an object, got ${describe(value)}`);
-      const out: Record<string, unknown> = {};
-      const v = value as Record<string, unknown>;
-      for (const key of Object.keys(v)) {
-        checkKey(key, `${name}.${key}`);
-        const known = Object.hasOwn(field.fields, key);
-        if (!known && !field.open) {
-          throw new ConfigError(`${name}.${key}`, `unknown field (known: ${Object.keys(field.fields).join(', ')})`);
-        }
-        if (!known) {
-          checkKeysDeep(v[key], `${name}.${key}`);
-          out[key] = v[key];
-        }
-      }
-      for (const [key, sub] of Object.entries(field.fields)) {
-        const r = validate(v[key], sub, `${name}.${key}`);
-        if (r !== undefined) out[key] = r;
-      }
-      return out;
     }
   }
 }

@@ -3,7 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { applyOverrides, checkKeysDeep, ConfigError, Field, validate } from './config';
+import { applyOverrides, checkKeysDeep, ConfigError } from './config';
+import { Type } from '@sinclair/typebox';
 import {
   DataFormatError,
   loadFashionMnist,
@@ -26,6 +27,8 @@ import { constantLR, cosineLR, linearWarmup, Schedule, stepLR } from '../train/s
 import { backends, setJitOptions, setNumThreads } from '../core/backends';
 import { Device, DEVICE_PATTERN, manualSeed, Tensor } from '../core/tensor';
 import { AttackConfig, Trainer, TrainerOptions } from '../core/trainer';
+import { attackProperties, attackSchema, AUTOCAST, lossSchema, methodRules, optimizerSchema } from '../core/options';
+import { Checker, defaulted, fieldName, Resolved, Static, StringEnum } from '../core/schema';
 
 /** Run names and labels become directory names: plain file names only. */
 export const SAFE_NAME = /^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$/;
@@ -34,149 +37,158 @@ export const SAFE_NAME_DOC = "a plain file name of letters, digits, '.', '_' and
 /** The metrics fit() can monitor. */
 export const METRICS = ['train.loss', 'val.loss', 'val.accuracy', 'val.macroF1'] as const;
 
-/** The schema of a run configuration (see docs/cli.md). */
-export const RUN_SCHEMA: Field = {
-  type: 'object',
-  fields: {
-    name: { type: 'string', default: 'run', pattern: SAFE_NAME, patternDoc: SAFE_NAME_DOC },
-    data: {
-      type: 'object',
-      required: true,
-      fields: {
-        source: { type: 'enum', values: ['csv', 'tsv', 'jsonl', 'spam-assassin', 'mnist', 'fashion-mnist'], required: true },
-        path: { type: 'string' },
-        textColumn: { type: 'any' },
-        labelColumn: { type: 'any' },
-        onBadRow: { type: 'enum', values: ['skip', 'fail'], default: 'fail' },
-        maxExamples: { type: 'integer', min: 1 },
-        validation: { type: 'number', min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, default: 0.1 },
-        validationPath: { type: 'string' },
-        lowercase: { type: 'boolean', default: true },
-        removeStopwords: { type: 'boolean', default: false },
-        removePunctuation: { type: 'boolean', default: true },
-        vocabSize: { type: 'integer', min: 3, default: 30000 },
-        minFreq: { type: 'integer', min: 1, default: 1 },
-        maxLength: { type: 'integer', min: 1, default: 256 },
-        vectors: { type: 'string' },
-        batchSize: { type: 'integer', min: 1, default: 64 },
-        bucket: { type: 'boolean', default: true },
-        seed: { type: 'integer', min: 0, default: 0 },
-      },
-    },
-    model: { type: 'object', open: true, fields: { kind: { type: 'enum', values: ['textrnn', 'textcnn', 'mlp', 'cnn28', 'resnet32', 'torchscript'], required: true }, path: { type: 'string' } } },
-    optimizer: { type: 'object', open: true, fields: {} },
-    loss: { type: 'object', open: true, fields: {} },
-    attack: { type: 'object', open: true, fields: {} },
-    training: {
-      type: 'object',
-      fields: {
-        epochs: { type: 'integer', min: 1, default: 5 },
-        seed: { type: 'integer', min: 0, default: 0 },
-        threads: { type: 'integer', min: 1 },
-        clipGradNorm: { type: 'number', min: 0 },
-        accumulate: { type: 'integer', min: 1, default: 1 },
-        schedule: {
-          type: 'object',
-          fields: {
-            type: { type: 'enum', values: ['constant', 'cosine', 'step'], default: 'constant' },
-            warmupSteps: { type: 'integer', min: 0, default: 0 },
-            stepSize: { type: 'integer', min: 1 },
-            gamma: { type: 'number', min: 0 },
-            minLr: { type: 'number', min: 0 },
-          },
-        },
-        earlyStopping: {
-          type: 'object',
-          optional: true,
-          fields: { monitor: { type: 'enum', values: METRICS, default: 'val.loss' }, patience: { type: 'integer', min: 1, default: 3 }, minDelta: { type: 'number', min: 0 } },
-        },
-        monitor: { type: 'enum', values: METRICS, default: 'val.accuracy' },
-        maxSkippedShare: { type: 'number', min: 0, max: 1, default: 0.5 },
-        device: { type: 'string', default: 'cpu', pattern: DEVICE_PATTERN, patternDoc: "'cpu', 'cuda' or 'cuda:N'" },
-        autocast: { type: 'enum', values: ['off', 'bf16'], default: 'off' },
-        jit: {
-          type: 'object',
-          fields: {
-            executor: { type: 'enum', values: ['simple', 'profiling', 'legacy'], default: 'simple' },
-            fuser: { type: 'enum', values: ['none', 'tensorexpr'], default: 'none' },
-          },
-        },
-      },
-    },
-    output: {
-      type: 'object',
-      fields: {
-        dir: { type: 'string', default: 'runs' },
-        tensorboard: { type: 'boolean', default: true },
-        jsonl: { type: 'boolean', default: true },
-        progress: { type: 'boolean', default: true },
-        checkpoint: { type: 'boolean', default: true },
-      },
-    },
-    compare: {
-      type: 'object',
-      fields: {
-        methods: { type: 'array', minItems: 1, items: { type: 'object', open: true, fields: { label: { type: 'string', required: true, pattern: SAFE_NAME, patternDoc: SAFE_NAME_DOC } } } },
-      },
-    },
-  },
-};
+const TEXT_SOURCES = ['csv', 'tsv', 'jsonl', 'spam-assassin'] as const;
+const FILE_SOURCES = ['csv', 'tsv', 'jsonl'] as const;
+const name = (description: string, extra: Record<string, unknown> = {}) =>
+  Type.String({ pattern: SAFE_NAME.source, errorMessage: `must be ${SAFE_NAME_DOC}`, description, ...extra });
+const column = (description: string) =>
+  Type.Optional(Type.Union([Type.String(), Type.Integer({ minimum: 0 })], { errorMessage: 'must be a column name or a 0-based index', description }));
 
-export interface RunConfig {
-  name: string;
-  data: {
-    source: 'csv' | 'tsv' | 'jsonl' | 'spam-assassin' | 'mnist' | 'fashion-mnist';
-    path?: string;
-    textColumn?: string | number;
-    labelColumn?: string | number;
-    onBadRow: 'skip' | 'fail';
-    maxExamples?: number;
-    validation: number;
-    validationPath?: string;
-    lowercase: boolean;
-    removeStopwords: boolean;
-    removePunctuation: boolean;
-    vocabSize: number;
-    minFreq: number;
-    maxLength: number;
-    vectors?: string;
-    batchSize: number;
-    bucket: boolean;
-    seed: number;
-  };
-  model: { kind: string; path?: string; [key: string]: unknown };
-  optimizer: Record<string, unknown>;
-  loss: Record<string, unknown>;
-  attack: Record<string, unknown>;
-  training: {
-    epochs: number;
-    seed: number;
-    threads?: number;
-    clipGradNorm?: number;
-    accumulate: number;
-    schedule: { type: 'constant' | 'cosine' | 'step'; warmupSteps: number; stepSize?: number; gamma?: number; minLr?: number };
-    earlyStopping?: { monitor: string; patience: number; minDelta?: number };
-    monitor: string;
-    maxSkippedShare: number;
-    /** Where the model, the batches and the optimizer state live: 'cpu', 'cuda' or 'cuda:N'. */
-    device: string;
-    /** 'bf16': forward passes under autocast to bfloat16, fp32 master weights. */
-    autocast: 'off' | 'bf16';
-    /** TorchScript execution (setJitOptions). */
-    jit: { executor: 'simple' | 'profiling' | 'legacy'; fuser: 'none' | 'tensorexpr' };
-  };
-  output: { dir: string; tensorboard: boolean; jsonl: boolean; progress: boolean; checkpoint: boolean };
-  compare?: { methods?: ({ label: string } & Record<string, unknown>)[] };
-}
+/**
+ * The schema of a run configuration: its types ({@link RunConfig}), checks, defaults,
+ * docs/config.md and dropattack.schema.json all come from here. The optimizer, loss and
+ * attack are the Trainer's own (lib/core/options.ts).
+ */
+export const RUN_SCHEMA = Type.Object(
+  {
+    $schema: Type.Optional(Type.String({ description: 'the JSON Schema of the file, for editors (ignored)' })),
+    name: defaulted(name('run name: the directory under output.dir', { default: 'run' })),
+    data: Type.Object(
+      {
+        source: StringEnum(['csv', 'tsv', 'jsonl', 'spam-assassin', 'mnist', 'fashion-mnist'], { description: 'where the data comes from' }),
+        path: Type.Optional(Type.String({ description: 'the file, for csv, tsv and jsonl (required there)' })),
+        textColumn: column("the text's column (name or 0-based index) or JSON key; default 'text'"),
+        labelColumn: column("the label's column (name or 0-based index) or JSON key; default 'label'"),
+        onBadRow: defaulted(StringEnum(['skip', 'fail'], { default: 'fail', description: 'malformed rows fail with file:line, or are skipped and counted' })),
+        maxExamples: Type.Optional(Type.Integer({ minimum: 1, description: 'use only the first N examples' })),
+        validation: defaulted(
+          Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.1, description: 'held-out fraction of data.path (text); both parts must be non-empty; image sets use their test split' }),
+        ),
+        validationPath: Type.Optional(
+          Type.String({ description: "a separate validation file (csv, tsv, jsonl; same columns): all of data.path trains and data.validation must not be given; its labels must be the training file's" }),
+        ),
+        lowercase: defaulted(Type.Boolean({ default: true, description: 'tokenizer: lowercase' })),
+        removeStopwords: defaulted(Type.Boolean({ default: false, description: 'tokenizer: drop English stop words' })),
+        removePunctuation: defaulted(Type.Boolean({ default: true, description: 'tokenizer: drop punctuation' })),
+        vocabSize: defaulted(Type.Integer({ minimum: 3, default: 30000, description: 'vocabulary size, built on the training split' })),
+        minFreq: defaulted(Type.Integer({ minimum: 1, default: 1, description: 'vocabulary: least count of a token' })),
+        maxLength: defaulted(Type.Integer({ minimum: 1, default: 256, description: 'tokens kept per text' })),
+        vectors: Type.Optional(Type.String({ description: 'GloVe or word2vec text file to initialize the embedding (text data)' })),
+        batchSize: defaulted(Type.Integer({ minimum: 1, default: 64, description: 'examples per batch' })),
+        bucket: defaulted(Type.Boolean({ default: true, description: 'batches of texts of similar length' })),
+        seed: defaulted(Type.Integer({ minimum: 0, default: 0, description: 'shuffling and split seed' })),
+      },
+      { additionalProperties: false, description: 'the data' },
+    ),
+    model: Type.Object(
+      {
+        kind: StringEnum(['textrnn', 'textcnn', 'mlp', 'cnn28', 'resnet32', 'torchscript'], {
+          description: 'a built-in model (its other fields as in Module.build) or torchscript with path',
+        }),
+        path: Type.Optional(Type.String({ description: "the TorchScript file, for kind 'torchscript'" })),
+      },
+      { additionalProperties: true, description: 'the model; other fields as in Module.build' },
+    ),
+    optimizer: defaulted(optimizerSchema({ default: {} })),
+    loss: defaulted(lossSchema({ default: {} })),
+    attack: defaulted(attackSchema({ default: {} })),
+    training: defaulted(
+      Type.Object(
+        {
+          epochs: defaulted(Type.Integer({ minimum: 1, default: 5, description: 'epochs to train' })),
+          seed: defaulted(Type.Integer({ minimum: 0, default: 0, description: 'seed of the model and the training' })),
+          threads: Type.Optional(Type.Integer({ minimum: 1, description: "LibTorch's intra-op threads (default: LibTorch's)" })),
+          clipGradNorm: Type.Optional(Type.Number({ minimum: 0, description: "clip the gradient's global L2 norm" })),
+          accumulate: defaulted(Type.Integer({ minimum: 1, default: 1, description: 'micro-batches per step (at most the batches of an epoch)' })),
+          schedule: defaulted(
+            Type.Object(
+              {
+                type: defaulted(StringEnum(['constant', 'cosine', 'step'], { default: 'constant', description: 'learning rate per step' })),
+                warmupSteps: defaulted(Type.Integer({ minimum: 0, default: 0, description: 'linear warm-up steps' })),
+                stepSize: Type.Optional(Type.Integer({ minimum: 1, description: "step: steps between decays (default: an epoch's)" })),
+                gamma: Type.Optional(Type.Number({ minimum: 0, description: 'step: decay factor' })),
+                minLr: Type.Optional(Type.Number({ minimum: 0, description: 'cosine: final learning rate' })),
+              },
+              { additionalProperties: false, default: {}, description: 'the learning rate schedule' },
+            ),
+          ),
+          earlyStopping: Type.Optional(
+            Type.Object(
+              {
+                monitor: defaulted(StringEnum(METRICS, { default: 'val.loss', description: 'the metric watched' })),
+                patience: defaulted(Type.Integer({ minimum: 1, default: 3, description: 'epochs without improvement before stopping' })),
+                minDelta: Type.Optional(Type.Number({ minimum: 0, description: 'least change that counts as improvement' })),
+              },
+              { additionalProperties: false, description: 'off unless given; when it stops a run it prints early stopping: ...' },
+            ),
+          ),
+          monitor: defaulted(StringEnum(METRICS, { default: 'val.accuracy', description: 'metric of the best checkpoint' })),
+          maxSkippedShare: defaulted(
+            Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: "largest share of an epoch's steps that may fail (non-finite) before the run stops; 1 disables" }),
+          ),
+          device: defaulted(
+            Type.String({ pattern: DEVICE_PATTERN.source, default: 'cpu', errorMessage: "must be 'cpu', 'cuda' or 'cuda:N'", description: 'where the model, the batches and the optimizer state live' }),
+          ),
+          autocast: defaulted(StringEnum(AUTOCAST, { default: 'off', description: "'bf16': forward passes under autocast to bfloat16, fp32 master weights" })),
+          jit: defaulted(
+            Type.Object(
+              {
+                executor: defaulted(StringEnum(['simple', 'profiling', 'legacy'], { default: 'simple', description: 'TorchScript executor (docs/jit.md)' })),
+                fuser: defaulted(StringEnum(['none', 'tensorexpr'], { default: 'none', description: 'TorchScript fuser (docs/jit.md)' })),
+              },
+              { additionalProperties: false, default: {}, description: 'TorchScript execution (setJitOptions)' },
+            ),
+          ),
+        },
+        { additionalProperties: false, default: {}, description: 'the training loop' },
+      ),
+    ),
+    output: defaulted(
+      Type.Object(
+        {
+          dir: defaulted(Type.String({ default: 'runs', description: 'runs are written to output.dir/name/<label>/' })),
+          tensorboard: defaulted(Type.Boolean({ default: true, description: 'write TensorBoard events' })),
+          jsonl: defaulted(Type.Boolean({ default: true, description: 'write log.jsonl' })),
+          progress: defaulted(Type.Boolean({ default: true, description: 'print progress' })),
+          checkpoint: defaulted(Type.Boolean({ default: true, description: 'write checkpoints (best and last)' })),
+        },
+        { additionalProperties: false, default: {}, description: 'what to write, and where' },
+      ),
+    ),
+    compare: Type.Optional(
+      Type.Object(
+        {
+          methods: Type.Optional(
+            Type.Array(
+              Type.Object({ label: name('its folder and its name in the table'), ...attackProperties() }, { additionalProperties: false, allOf: methodRules() }),
+              { minItems: 1, description: 'replaces the default list of compare: each an attack with a label' },
+            ),
+          ),
+        },
+        { additionalProperties: false, description: 'the methods compare runs' },
+      ),
+    ),
+  },
+  { additionalProperties: false, title: 'dropattack run configuration', description: 'A run configuration of the dropattack command (docs/config.md).' },
+);
+
+/** A run configuration with its defaults filled in. */
+export type RunConfig = Omit<Resolved<typeof RUN_SCHEMA>, '$schema' | 'model'> & { model: { kind: string; path?: string; [key: string]: unknown } };
+/** A run configuration as written (defaults optional). */
+export type RunConfigInput = Static<typeof RUN_SCHEMA>;
+
+const RUN_CHECKER = new Checker(RUN_SCHEMA);
 
 /** Validates a raw configuration (after `--set` overrides), filling defaults. */
 export function parseRunConfig(raw: Record<string, unknown>, overrides: string[] = []): RunConfig {
   checkKeysDeep(raw, 'config');
   const merged = applyOverrides(raw, overrides);
-  const config = validate(merged, RUN_SCHEMA, 'config') as unknown as RunConfig;
+  const { value, issue } = RUN_CHECKER.resolve(merged);
+  if (issue) throw new ConfigError(fieldName('config', issue.path), issue.config);
+  const { $schema: _schema, ...config } = value as RunConfig & { $schema?: string };
   const d = config.data;
-  const text = ['csv', 'tsv', 'jsonl', 'spam-assassin'].includes(d.source);
-  const file = ['csv', 'tsv', 'jsonl'].includes(d.source);
+  const text = (TEXT_SOURCES as readonly string[]).includes(d.source);
+  const file = (FILE_SOURCES as readonly string[]).includes(d.source);
   if (file && d.path === undefined) throw new ConfigError('config.data.path', `is required for source '${d.source}'`);
   if (!file && d.path !== undefined) throw new ConfigError('config.data.path', `is not used by source '${d.source}'`);
   if (d.validationPath !== undefined) {
@@ -189,13 +201,10 @@ export function parseRunConfig(raw: Record<string, unknown>, overrides: string[]
   const labels = (config.compare?.methods ?? []).map((m) => m.label);
   const repeated = labels.find((l, k) => labels.indexOf(l) !== k);
   if (repeated !== undefined) throw new ConfigError('config.compare.methods', `the label '${repeated}' is used twice (each method writes to output.dir/name/<label>/)`);
-  if (config.model === undefined || (config.model as { kind?: string }).kind === undefined) throw new ConfigError('config.model.kind', 'is required');
   const kind = config.model.kind;
   if (text && !['textrnn', 'textcnn', 'torchscript'].includes(kind)) throw new ConfigError('config.model.kind', `'${kind}' does not take text; use textrnn, textcnn or torchscript`);
   if (!text && ['textrnn', 'textcnn'].includes(kind)) throw new ConfigError('config.model.kind', `'${kind}' needs text data, but data.source is '${d.source}'`);
   if (kind === 'torchscript' && config.model.path === undefined) throw new ConfigError('config.model.path', "is required for kind 'torchscript'");
-  if (config.optimizer.type === undefined) config.optimizer = { type: 'adam', lr: 1e-3, ...config.optimizer };
-  if (config.attack.method === undefined) config.attack = { method: 'none', ...config.attack };
   return config;
 }
 
@@ -420,12 +429,7 @@ export async function makeTrainer(config: RunConfig, data: PreparedData, attack:
   checkDevice(config.training.device);
   const model = await buildModel(config, data);
   placeModel(model, config.training.device);
-  const options = {
-    optimizer: config.optimizer,
-    attack,
-    ...(Object.keys(config.loss).length ? { loss: config.loss } : {}),
-    ...(config.training.autocast !== 'off' ? { autocast: config.training.autocast } : {}),
-  } as unknown as TrainerOptions;
+  const options: TrainerOptions = { optimizer: config.optimizer, attack, loss: config.loss, autocast: config.training.autocast };
   try {
     return { model, trainer: new Trainer(model, options) };
   } catch (e) {
@@ -483,7 +487,8 @@ export interface RunOptions {
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
 export async function runFromConfig(config: RunConfig, options: RunOptions = {}): Promise<RunSummary> {
   const attack = (options.attack ?? config.attack) as unknown as AttackConfig;
-  const label = options.label ?? attack.method;
+  const method = attack.method ?? 'none';
+  const label = options.label ?? method;
   const dir = runDirectory(config, label);
   const checkpoints = path.join(dir, 'checkpoints');
   const notify = (line: string) => (options.stream ?? process.stdout).write(`${line}\n`);
@@ -558,7 +563,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
   const summary: RunSummary = {
     name: config.name,
     label,
-    method: attack.method,
+    method,
     dir,
     epochs: result.history.length,
     best: result.best,

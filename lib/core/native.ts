@@ -103,6 +103,15 @@ export interface AttackMethodInfo {
   fullP: boolean;
 }
 
+/** The engine's default option structs and limits (native/engine/engine.h), named as in the schema. */
+export interface EngineDefaults {
+  optimizer: Record<string, unknown> & { weightDecay: number | Record<string, number> };
+  attack: Record<string, unknown>;
+  group: Record<string, unknown>;
+  loss: Record<string, unknown>;
+  limits: { maxK: number; maxGroups: number; maxTargetsPerGroup: number };
+}
+
 /** How TorchScript executes forwards (see docs/jit.md). */
 export interface JitOptions {
   executor: 'simple' | 'profiling' | 'legacy';
@@ -199,6 +208,7 @@ export interface Binding {
   moduleBuild(spec: object, seed: number | bigint): NativeModule;
 
   attackMethods(): AttackMethodInfo[];
+  engineDefaults(): EngineDefaults;
   trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object, settings?: object): NativeTrainer;
   trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };

@@ -2,6 +2,8 @@ import * as is from './is';
 import { rejecting } from './errors';
 import { Module } from './module';
 import { native, AttackMethodInfo, NativeTrainer, StepResult } from './native';
+import { attackSchema, groupSchema, lossSchema, METHOD_INFO, optimizerSchema, trainerSchema } from './options';
+import { apiError, Checker, Resolved, Static } from './schema';
 
 export type { StepResult } from './native';
 import { Tensor } from './tensor';
@@ -9,10 +11,7 @@ import { Tensor } from './tensor';
 /** Training methods; see docs/methods.md for their exact definitions. */
 export type AttackMethod = 'none' | 'dropattack' | 'fgm' | 'pgd' | 'freelb' | 'awp' | 'sam' | 'asam';
 
-/** The engine's methods (native/engine/methods/) and the rules of their settings. */
-const METHODS: ReadonlyMap<string, Readonly<AttackMethodInfo>> = new Map(
-  native.attackMethods().map((m) => [m.name, Object.freeze({ ...m, fields: [...m.fields], groupFields: [...m.groupFields] })]),
-);
+const METHODS: ReadonlyMap<string, Readonly<AttackMethodInfo>> = new Map(METHOD_INFO.map((m) => [m.name, m]));
 /** Every method the engine has, in the order of docs/methods.md. */
 export const ATTACK_METHODS: readonly AttackMethod[] = Object.freeze([...METHODS.keys()] as AttackMethod[]);
 
@@ -21,79 +20,54 @@ export function attackMethodInfo(method: string): Readonly<AttackMethodInfo> | u
   return METHODS.get(method);
 }
 
-/** One attack group. */
-export interface AttackGroup {
-  /**
-   * What to attack: parameter names, globs (`rnn.weight_*`), regexes written `/…/`, or
-   * `'input'` for the batch's first (float) input. A target matching nothing is an error
-   * that lists the parameters.
-   */
-  targets: string | string[];
-  /** Radius of the step (absolute, or relative to ‖w‖ with `relative`). */
-  epsilon: number;
-  /** DropAttack: probability that an element is attacked. Default 1. */
-  p?: number;
-  /** Radius epsilon · ‖w‖ instead of epsilon. Default false. */
-  relative?: boolean;
-  /**
-   * Row-sparse perturbation of embedding tables. `'auto'` (default) uses it for 2-D
-   * targets named like an embedding (`…embed….weight`) when the batch's first input holds
-   * token ids, after checking once that the gradient vanishes outside those rows.
-   */
-  sparse?: 'auto' | 'on' | 'off';
-}
+// The option types come from the schema (lib/core/options.ts, docs/config.md): the input
+// types as a user writes them, defaults optional.
 
-/** The attack of a {@link Trainer}. */
-export interface AttackConfig {
-  method: AttackMethod;
-  groups?: AttackGroup[];
-  /** Attack steps per batch (DropAttack, PGD, FreeLB). Default 1. */
-  k?: number;
-  /** Step size (PGD, FreeLB). */
-  alpha?: number;
-  /** Radius (SAM, ASAM). Default 0.05. */
-  rho?: number;
-  /** ASAM's η. Default 0.01. */
-  eta?: number;
-  /** Key of the mask generator. Default 0. */
-  seed?: number | bigint;
-}
+/**
+ * One attack group: `targets` (parameter names, globs `rnn.weight_*`, regexes written
+ * `/…/`, or `'input'` for the batch's first float input; a target matching nothing is an
+ * error that lists the parameters), `epsilon` (the radius, absolute or relative to ‖w‖
+ * with `relative`), DropAttack's `p` (default 1), `sparse` (`'auto'` by default: row-sparse
+ * perturbation of 2-D targets named like an embedding when the batch holds token ids).
+ */
+export type AttackGroup = Static<ReturnType<typeof groupSchema>>;
 
-/** Optimizer settings. */
-export interface OptimizerConfig {
-  type: 'sgd' | 'adam' | 'adamw';
-  lr: number;
-  momentum?: number;
-  nesterov?: boolean;
-  dampening?: number;
-  /** L2 penalty (SGD, Adam) or decoupled decay (AdamW, default 0.01). */
-  weightDecay?: number;
-  betas?: [number, number];
-  eps?: number;
-  amsgrad?: boolean;
-}
+/**
+ * The attack of a {@link Trainer}: `method` (default `'none'`), `groups`, `k` (attack
+ * steps, default 1, at most 1000), `alpha` (PGD, FreeLB step size; required by them),
+ * `rho` (SAM, ASAM radius, default 0.05), `eta` (ASAM, default 0.01), `seed` (key of the
+ * mask generator, default 0; a bigint below 2^64 too).
+ */
+export type AttackConfig = Omit<Static<ReturnType<typeof attackSchema>>, 'seed' | 'method'> & { method?: AttackMethod; seed?: number | bigint };
+
+/** Optimizer settings (default: Adam, lr 1e-3; docs/config.md lists every default). */
+export type OptimizerConfig = Static<ReturnType<typeof optimizerSchema>>;
 
 /** The loss between the model's output and the batch's target (mean over the batch). */
-export interface LossConfig {
-  type: 'crossEntropy' | 'bceWithLogits' | 'mse';
-  labelSmoothing?: number;
+export type LossConfig = Static<ReturnType<typeof lossSchema>> & {
+  /** crossEntropy: a weight per class. */
   classWeights?: Tensor;
-}
+};
 
+/**
+ * The options of a {@link Trainer}; every one has a default (docs/config.md). `autocast:
+ * 'bf16'` runs every forward pass (clean and adversarial) under LibTorch's autocast to
+ * bfloat16 on the parameters' device; the loss, the gradients, the perturbations and the
+ * optimizer stay in the parameters' own dtype (fp32 master weights).
+ */
 export interface TrainerOptions {
-  optimizer: OptimizerConfig;
+  /** Default: Adam, lr 1e-3. */
+  optimizer?: OptimizerConfig;
   /** Default: plain training (`{ method: 'none' }`). */
   attack?: AttackConfig;
   /** Default: cross-entropy. */
   loss?: LossConfig;
-  /**
-   * `'bf16'`: every forward pass (clean and adversarial) runs under LibTorch's autocast to
-   * bfloat16 on the parameters' device (CUDA, or CPU where LibTorch supports it); the
-   * loss, the gradients, the perturbations and the optimizer stay in the parameters' own
-   * dtype (fp32 master weights). Default `'off'`.
-   */
+  /** Default `'off'`. */
   autocast?: 'off' | 'bf16';
 }
+
+/** Trainer options with every default filled in (what the engine receives). */
+export type ResolvedTrainerOptions = Resolved<ReturnType<typeof trainerSchema>>;
 
 export interface StepOptions {
   /** Learning rate for this step (from a schedule); the optimizer's when omitted. */
@@ -110,86 +84,37 @@ export interface StepOptions {
   tokenIds?: Tensor;
 }
 
-const LOSS_TYPES = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse' } as const;
+const NATIVE_LOSS = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse' } as const;
+const TRAINER_OPTIONS = new Checker(trainerSchema());
 
-function validateAttack(attack: unknown): Record<string, unknown> {
-  const where = 'Trainer: attack';
-  const a = is.options<AttackConfig>(where, attack, ['method', 'groups', 'k', 'alpha', 'rho', 'eta', 'seed']);
-  const method = is.oneOf(where, 'method', a.method, ATTACK_METHODS);
-  const info = METHODS.get(method) as AttackMethodInfo;
-  const out: Record<string, unknown> = { method };
-  if (a.k !== undefined) out.k = is.integer(where, 'k', a.k, 1);
-  if (a.alpha !== undefined) {
-    out.alpha = is.finite(where, 'alpha', a.alpha);
-    if ((out.alpha as number) <= 0) throw is.invalidRange(where, 'alpha', '> 0', a.alpha);
-  } else if (info.needsAlpha) {
-    throw new TypeError(`${where}: alpha (the step size) is required for ${method}`);
+/**
+ * Checks Trainer options against the schema and fills in their defaults; errors are
+ * TypeError (RangeError for a number out of range) naming `where` and the option. A bigint
+ * `attack.seed` and `loss.classWeights` (a Tensor), which JSON cannot hold, are checked
+ * here and kept as they are.
+ */
+export function resolveTrainerOptions(options: unknown, where = 'Trainer'): ResolvedTrainerOptions & { loss: { classWeights?: Tensor }; attack: { seed: number | bigint } } {
+  if (options === undefined) options = {};
+  if (!is.isPlainObject(options)) throw is.invalidType(where, 'options', 'an object', options);
+  const o: Record<string, unknown> = { ...options };
+  let seed: bigint | undefined;
+  if (is.isPlainObject(o.attack) && typeof o.attack.seed === 'bigint') {
+    seed = is.uint64(`${where}: attack`, 'seed', o.attack.seed) as bigint;
+    o.attack = { ...o.attack, seed: 0 };
   }
-  if (a.rho !== undefined) out.rho = is.inRange(where, 'rho', a.rho, 0, Number.MAX_VALUE);
-  if (a.eta !== undefined) out.eta = is.inRange(where, 'eta', a.eta, 0, Number.MAX_VALUE);
-  if (a.seed !== undefined) out.seed = is.uint64(where, 'seed', a.seed);
-  const groups = a.groups ?? [];
-  if (!Array.isArray(groups)) throw is.invalidType(where, 'groups', 'an array', groups);
-  if (info.groups === 'forbidden' && groups.length > 0) throw new TypeError(`${where}: groups must be empty for method '${method}'`);
-  if (info.needsGroups && groups.length === 0) {
-    throw new TypeError(`${where}: groups must list at least one group for method '${method}'`);
+  let classWeights: Tensor | undefined;
+  if (is.isPlainObject(o.loss) && o.loss.classWeights !== undefined) {
+    const { classWeights: w, ...rest } = o.loss;
+    if (!(w instanceof Tensor)) throw is.invalidType(`${where}: loss`, 'classWeights', 'a Tensor', w);
+    classWeights = w;
+    o.loss = rest;
   }
-  out.groups = groups.map((g, k) => {
-    const gw = `Trainer: attack.groups[${k}]`;
-    const o = is.options<AttackGroup>(gw, g, ['targets', 'epsilon', 'p', 'relative', 'sparse']);
-    const targets = typeof o.targets === 'string' ? [o.targets] : o.targets;
-    if (!Array.isArray(targets) || targets.length === 0 || targets.some((t) => typeof t !== 'string' || t.length === 0)) {
-      throw is.invalidType(gw, 'targets', 'a name or a non-empty array of names', o.targets);
-    }
-    if (info.needsEpsilon && o.epsilon === undefined) throw new TypeError(`${gw}: epsilon is required`);
-    const epsilon = o.epsilon === undefined ? 0 : is.finite(gw, 'epsilon', o.epsilon);
-    if (epsilon < 0) throw is.invalidRange(gw, 'epsilon', '>= 0', o.epsilon);
-    return {
-      targets,
-      epsilon,
-      p: o.p === undefined ? 1 : is.inRange(gw, 'p', o.p, 0, 1),
-      relative: o.relative === undefined ? false : is.boolean(gw, 'relative', o.relative),
-      sparse: o.sparse === undefined ? 'auto' : is.oneOf(gw, 'sparse', o.sparse, ['auto', 'on', 'off'] as const),
-    };
-  });
-  return out;
-}
-
-function validateOptimizer(optimizer: unknown): Record<string, unknown> {
-  const where = 'Trainer: optimizer';
-  const o = is.options<OptimizerConfig>(where, optimizer, ['type', 'lr', 'momentum', 'nesterov', 'dampening', 'weightDecay', 'betas', 'eps', 'amsgrad']);
-  const out: Record<string, unknown> = { type: is.oneOf(where, 'type', o.type, ['sgd', 'adam', 'adamw'] as const) };
-  if (o.lr === undefined) throw new TypeError(`${where}: lr is required`);
-  out.lr = is.inRange(where, 'lr', o.lr, 0, Number.MAX_VALUE);
-  for (const key of ['momentum', 'dampening', 'weightDecay', 'eps'] as const) {
-    if (o[key] !== undefined) out[key] = is.inRange(where, key, o[key], 0, Number.MAX_VALUE);
-  }
-  for (const key of ['nesterov', 'amsgrad'] as const) {
-    if (o[key] !== undefined) out[key] = is.boolean(where, key, o[key]);
-  }
-  if (o.betas !== undefined) {
-    if (!Array.isArray(o.betas) || o.betas.length !== 2) throw is.invalidType(where, 'betas', 'two numbers in [0, 1)', o.betas);
-    out.betas = o.betas.map((b, k) => {
-      const v = is.inRange(where, `betas[${k}]`, b, 0, 1);
-      if (v >= 1) throw is.invalidRange(where, `betas[${k}]`, 'in [0, 1)', b);
-      return v;
-    });
-  }
-  return out;
-}
-
-function validateLoss(loss: unknown): Record<string, unknown> {
-  const where = 'Trainer: loss';
-  if (loss === undefined) return { type: 'cross_entropy' };
-  const o = is.options<LossConfig>(where, loss, ['type', 'labelSmoothing', 'classWeights']);
-  const type = is.oneOf(where, 'type', o.type, Object.keys(LOSS_TYPES) as (keyof typeof LOSS_TYPES)[]);
-  const out: Record<string, unknown> = { type: LOSS_TYPES[type] };
-  if (o.labelSmoothing !== undefined) out.labelSmoothing = is.inRange(where, 'labelSmoothing', o.labelSmoothing, 0, 1);
-  if (o.classWeights !== undefined) {
-    if (!(o.classWeights instanceof Tensor)) throw is.invalidType(where, 'classWeights', 'a Tensor', o.classWeights);
-    out.classWeights = o.classWeights.handle;
-  }
-  return out;
+  const { value, issue } = TRAINER_OPTIONS.resolve(o);
+  if (issue) throw apiError(where, issue);
+  const r = value as ResolvedTrainerOptions & { loss: { classWeights?: Tensor }; attack: { seed: number | bigint } };
+  if (seed !== undefined) (r.attack as { seed: number | bigint }).seed = seed;
+  if (classWeights) r.loss.classWeights = classWeights;
+  return r;
 }
 
 /**
@@ -203,17 +128,19 @@ export class Trainer {
   readonly handle: NativeTrainer;
   readonly module: Module;
 
-  constructor(module: Module, options: TrainerOptions) {
+  constructor(module: Module, options: TrainerOptions = {}) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
-    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss', 'autocast']);
-    if (o.optimizer === undefined) throw new TypeError('Trainer: optimizer is required');
+    const o = resolveTrainerOptions(options);
     this.module = module;
+    // The engine gets every field (the binding holds no defaults); targets as a list.
+    const attack = { ...o.attack, groups: o.attack.groups.map((g) => ({ ...g, targets: typeof g.targets === 'string' ? [g.targets] : g.targets })) };
+    const { classWeights, type, ...loss } = o.loss;
     this.handle = native.trainerNew(
       module.handle,
-      validateOptimizer(o.optimizer),
-      validateAttack(o.attack ?? { method: 'none' }),
-      validateLoss(o.loss),
-      { autocast: o.autocast === undefined ? 'off' : is.oneOf('Trainer', 'autocast', o.autocast, ['off', 'bf16'] as const) },
+      o.optimizer,
+      attack,
+      { ...loss, type: NATIVE_LOSS[type], ...(classWeights ? { classWeights: classWeights.handle } : {}) },
+      { autocast: o.autocast },
     );
   }
 

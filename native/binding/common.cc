@@ -279,6 +279,31 @@ std::string StringField(Napi::Env env, Napi::Object o, const std::string& where,
   return v.As<Napi::String>().Utf8Value();
 }
 
+namespace {
+Napi::Value RequiredField(Napi::Env env, Napi::Object o, const std::string& where, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    throw Napi::TypeError::New(env, where + "." + key + " is required (the options come complete from the TypeScript schema)");
+  }
+  return v;
+}
+}  // namespace
+
+double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key) {
+  RequiredField(env, o, where, key);
+  return NumberField(env, o, where, key, 0);
+}
+
+bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key) {
+  RequiredField(env, o, where, key);
+  return BoolField(env, o, where, key, false);
+}
+
+std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key) {
+  RequiredField(env, o, where, key);
+  return StringField(env, o, where, key, "");
+}
+
 std::vector<int64_t> IntListField(Napi::Env env, Napi::Object o, const std::string& where, const char* key,
                                   std::vector<int64_t> fallback) {
   Napi::Value v = o.Get(key);

@@ -134,6 +134,11 @@ std::string StringField(Napi::Env env, Napi::Object o, const std::string& where,
                         const std::string& fallback);
 std::vector<int64_t> IntListField(Napi::Env env, Napi::Object o, const std::string& where, const char* key,
                                   std::vector<int64_t> fallback);
+// Readers of options the TypeScript layer has validated and completed from its schema
+// (lib/core/options.ts): a missing field is a TypeError, never a default of the binding's.
+double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
+bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
+std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
 
 at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);

@@ -21,76 +21,76 @@ Napi::Object ObjectArg(Info info, size_t i, const char* fn, const char* name) {
   return v.As<Napi::Object>();
 }
 
+// The options below come validated and complete from the TypeScript layer (the schema in
+// lib/core/options.ts fills every default), so these readers hold no defaults: a missing
+// field is an error, and the engine checks the values as its own API's contract.
 engine::OptimizerSpec ReadOptimizer(Napi::Env env, Napi::Object o) {
   engine::OptimizerSpec s;
   const std::string w = "optimizer";
-  s.type = StringField(env, o, w, "type", "sgd");
-  s.lr = NumberField(env, o, w, "lr", s.lr);
-  s.momentum = NumberField(env, o, w, "momentum", 0);
-  s.nesterov = BoolField(env, o, w, "nesterov", false);
-  s.dampening = NumberField(env, o, w, "dampening", 0);
-  s.weight_decay = NumberField(env, o, w, "weightDecay", s.type == "adamw" ? 0.01 : 0.0);
+  s.type = StringField(env, o, w, "type");
+  s.lr = NumberField(env, o, w, "lr");
+  s.momentum = NumberField(env, o, w, "momentum");
+  s.nesterov = BoolField(env, o, w, "nesterov");
+  s.dampening = NumberField(env, o, w, "dampening");
+  s.weight_decay = NumberField(env, o, w, "weightDecay");
   Napi::Value betas = o.Get("betas");
-  if (!betas.IsUndefined() && !betas.IsNull()) {
-    if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) {
-      throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers, got " + Describe(betas));
-    }
-    Napi::Array b = betas.As<Napi::Array>();
-    if (!b.Get(0u).IsNumber() || !b.Get(1u).IsNumber()) {
-      throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers");
-    }
-    s.beta1 = b.Get(0u).As<Napi::Number>().DoubleValue();
-    s.beta2 = b.Get(1u).As<Napi::Number>().DoubleValue();
+  if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) {
+    throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers, got " + Describe(betas));
   }
-  s.eps = NumberField(env, o, w, "eps", s.eps);
-  s.amsgrad = BoolField(env, o, w, "amsgrad", false);
+  Napi::Array b = betas.As<Napi::Array>();
+  if (!b.Get(0u).IsNumber() || !b.Get(1u).IsNumber()) {
+    throw Napi::TypeError::New(env, "optimizer.betas must be an array of two numbers");
+  }
+  s.beta1 = b.Get(0u).As<Napi::Number>().DoubleValue();
+  s.beta2 = b.Get(1u).As<Napi::Number>().DoubleValue();
+  s.eps = NumberField(env, o, w, "eps");
+  s.amsgrad = BoolField(env, o, w, "amsgrad");
   return s;
 }
 
 engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
   engine::AttackConfig a;
   const std::string w = "attack";
-  a.method = engine::ParseMethod(StringField(env, o, w, "method", "none"));
-  const double k = NumberField(env, o, w, "k", 1);
-  if (k != std::floor(k) || k < 1 || k > 1000) throw Napi::RangeError::New(env, "attack.k must be an integer in [1, 1000], got " + std::to_string(k));
+  a.method = engine::ParseMethod(StringField(env, o, w, "method"));
+  const double k = NumberField(env, o, w, "k");
+  // Only what an int holds is passed on; the engine checks the range.
+  if (k != std::floor(k) || std::fabs(k) > 1e9) throw Napi::RangeError::New(env, "attack.k must be an integer, got " + std::to_string(k));
   a.k = static_cast<int>(k);
-  a.alpha = NumberField(env, o, w, "alpha", a.alpha);
-  a.rho = NumberField(env, o, w, "rho", a.rho);
-  a.eta = NumberField(env, o, w, "eta", a.eta);
+  if (!o.Get("alpha").IsUndefined() && !o.Get("alpha").IsNull()) a.alpha = NumberField(env, o, w, "alpha");
+  a.rho = NumberField(env, o, w, "rho");
+  a.eta = NumberField(env, o, w, "eta");
   Napi::Value seed = o.Get("seed");
   if (seed.IsBigInt()) {
     bool lossless = false;
     a.seed = seed.As<Napi::BigInt>().Uint64Value(&lossless);
     if (!lossless) throw Napi::RangeError::New(env, "attack.seed must be in [0, 2^64)");
-  } else if (!seed.IsUndefined() && !seed.IsNull()) {
-    const double s = NumberField(env, o, w, "seed", 0);
+  } else {
+    const double s = NumberField(env, o, w, "seed");
     if (s < 0 || s != std::floor(s) || s > 9007199254740991.0) throw Napi::RangeError::New(env, "attack.seed must be a non-negative integer");
     a.seed = static_cast<uint64_t>(s);
   }
   Napi::Value groups = o.Get("groups");
-  if (!groups.IsUndefined() && !groups.IsNull()) {
-    if (!groups.IsArray()) throw Napi::TypeError::New(env, "attack.groups must be an array, got " + Describe(groups));
-    Napi::Array ga = groups.As<Napi::Array>();
-    for (uint32_t g = 0; g < ga.Length(); ++g) {
-      const std::string gw = "attack.groups[" + std::to_string(g) + "]";
-      Napi::Value gv = ga.Get(g);
-      if (!gv.IsObject() || gv.IsArray()) throw Napi::TypeError::New(env, gw + " must be an object, got " + Describe(gv));
-      Napi::Object go = gv.As<Napi::Object>();
-      engine::AttackGroup group;
-      Napi::Value targets = go.Get("targets");
-      if (!targets.IsArray()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(targets));
-      Napi::Array ta = targets.As<Napi::Array>();
-      for (uint32_t t = 0; t < ta.Length(); ++t) {
-        Napi::Value tv = ta.Get(t);
-        if (!tv.IsString()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(tv));
-        group.targets.push_back(tv.As<Napi::String>().Utf8Value());
-      }
-      group.epsilon = NumberField(env, go, gw, "epsilon", group.epsilon);
-      group.p = NumberField(env, go, gw, "p", 1.0);
-      group.relative = BoolField(env, go, gw, "relative", false);
-      group.sparse = StringField(env, go, gw, "sparse", "auto");
-      a.groups.push_back(std::move(group));
+  if (!groups.IsArray()) throw Napi::TypeError::New(env, "attack.groups must be an array, got " + Describe(groups));
+  Napi::Array ga = groups.As<Napi::Array>();
+  for (uint32_t g = 0; g < ga.Length(); ++g) {
+    const std::string gw = "attack.groups[" + std::to_string(g) + "]";
+    Napi::Value gv = ga.Get(g);
+    if (!gv.IsObject() || gv.IsArray()) throw Napi::TypeError::New(env, gw + " must be an object, got " + Describe(gv));
+    Napi::Object go = gv.As<Napi::Object>();
+    engine::AttackGroup group;
+    Napi::Value targets = go.Get("targets");
+    if (!targets.IsArray()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(targets));
+    Napi::Array ta = targets.As<Napi::Array>();
+    for (uint32_t t = 0; t < ta.Length(); ++t) {
+      Napi::Value tv = ta.Get(t);
+      if (!tv.IsString()) throw Napi::TypeError::New(env, gw + ".targets must be an array of strings, got " + Describe(tv));
+      group.targets.push_back(tv.As<Napi::String>().Utf8Value());
     }
+    if (!go.Get("epsilon").IsUndefined() && !go.Get("epsilon").IsNull()) group.epsilon = NumberField(env, go, gw, "epsilon");
+    group.p = NumberField(env, go, gw, "p");
+    group.relative = BoolField(env, go, gw, "relative");
+    group.sparse = StringField(env, go, gw, "sparse");
+    a.groups.push_back(std::move(group));
   }
   return a;
 }
@@ -151,11 +151,11 @@ class AutocastScope {
 
 engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
   engine::LossSpec l;
-  l.type = StringField(env, o, "loss", "type", "cross_entropy");
+  l.type = StringField(env, o, "loss", "type");
   if (l.type != "cross_entropy" && l.type != "bce_with_logits" && l.type != "mse") {
     throw Napi::TypeError::New(env, "loss.type must be cross_entropy, bce_with_logits or mse, got '" + l.type + "'");
   }
-  l.label_smoothing = NumberField(env, o, "loss", "labelSmoothing", 0);
+  l.label_smoothing = NumberField(env, o, "loss", "labelSmoothing");
   if (l.label_smoothing < 0 || l.label_smoothing > 1) throw Napi::RangeError::New(env, "loss.labelSmoothing must be in [0, 1]");
   Napi::Value w = o.Get("classWeights");
   if (!w.IsUndefined() && !w.IsNull()) {
@@ -166,7 +166,7 @@ engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
   return l;
 }
 
-// trainerNew(module, optimizer, attack, loss) -> NativeTrainer
+// trainerNew(module, optimizer, attack, loss, settings) -> NativeTrainer
 Napi::Value CreateTrainer(Info info) {
   Napi::Env env = info.Env();
   auto module = ArgModule(info, 0, "Trainer");
@@ -184,14 +184,11 @@ Napi::Value CreateTrainer(Info info) {
   auto state = std::make_shared<TrainerState>();
   state->module = module;
   state->loss = loss;
-  Napi::Value settings = Arg(info, 4);
-  if (settings.IsObject() && !settings.IsArray()) {
-    const std::string autocast = StringField(env, settings.As<Napi::Object>(), "Trainer", "autocast", "off");
-    if (autocast != "off" && autocast != "bf16") {
-      throw Napi::RangeError::New(env, "Trainer: autocast must be 'off' or 'bf16', got '" + autocast + "'");
-    }
-    state->autocast_bf16 = autocast == "bf16";
+  const std::string autocast = StringField(env, ObjectArg(info, 4, "Trainer", "settings"), "Trainer", "autocast");
+  if (autocast != "off" && autocast != "bf16") {
+    throw Napi::RangeError::New(env, "Trainer: autocast must be 'off' or 'bf16', got '" + autocast + "'");
   }
+  state->autocast_bf16 = autocast == "bf16";
   state->trainer = std::make_unique<engine::Trainer>(std::move(params), std::move(attack),
                                                      engine::MakeOptimizer(tensors, optimizer));
   return Data(env).trainer_class.New({Napi::External<std::shared_ptr<TrainerState>>::New(env, &state)});
@@ -438,6 +435,57 @@ Napi::Value AttackMethods(Info info) {
   }
   return out;
 }
+// engineDefaults() -> the engine's default option structs and limits, named as in the
+// TypeScript schema, so that a test can check that the two agree.
+Napi::Value EngineDefaults(Info info) {
+  Napi::Env env = info.Env();
+  const engine::OptimizerSpec opt;
+  const engine::AttackConfig attack;
+  const engine::AttackGroup group;
+  const engine::LossSpec loss;
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object optimizer = Napi::Object::New(env);
+  optimizer.Set("type", opt.type);
+  optimizer.Set("lr", opt.lr);
+  optimizer.Set("momentum", opt.momentum);
+  optimizer.Set("nesterov", opt.nesterov);
+  optimizer.Set("dampening", opt.dampening);
+  Napi::Object decay = Napi::Object::New(env);
+  for (const char* type : {"sgd", "adam", "adamw"}) decay.Set(type, engine::DefaultWeightDecay(type));
+  optimizer.Set("weightDecay", opt.weight_decay ? Napi::Value(Napi::Number::New(env, *opt.weight_decay)) : Napi::Value(decay));
+  Napi::Array betas = Napi::Array::New(env, 2);
+  betas.Set(0u, opt.beta1);
+  betas.Set(1u, opt.beta2);
+  optimizer.Set("betas", betas);
+  optimizer.Set("eps", opt.eps);
+  optimizer.Set("amsgrad", opt.amsgrad);
+  o.Set("optimizer", optimizer);
+  Napi::Object a = Napi::Object::New(env);
+  a.Set("method", engine::MethodName(attack.method));
+  a.Set("groups", Napi::Array::New(env, attack.groups.size()));
+  a.Set("k", attack.k);
+  a.Set("alpha", attack.alpha ? Napi::Value(Napi::Number::New(env, *attack.alpha)) : env.Undefined());
+  a.Set("rho", attack.rho);
+  a.Set("eta", attack.eta);
+  a.Set("seed", static_cast<double>(attack.seed));
+  o.Set("attack", a);
+  Napi::Object g = Napi::Object::New(env);
+  g.Set("epsilon", group.epsilon ? Napi::Value(Napi::Number::New(env, *group.epsilon)) : env.Undefined());
+  g.Set("p", group.p);
+  g.Set("relative", group.relative);
+  g.Set("sparse", group.sparse);
+  o.Set("group", g);
+  Napi::Object l = Napi::Object::New(env);
+  l.Set("type", loss.type);
+  l.Set("labelSmoothing", loss.label_smoothing);
+  o.Set("loss", l);
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("maxK", engine::kMaxAttackSteps);
+  limits.Set("maxGroups", static_cast<double>(engine::kMaxGroups));
+  limits.Set("maxTargetsPerGroup", static_cast<double>(engine::kMaxTargetsPerGroup));
+  o.Set("limits", limits);
+  return o;
+}
 }  // namespace
 
 void Trainer::Init(Napi::Env env, Napi::Object exports) {
@@ -449,6 +497,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerSaveState", Napi::Function::New(env, &Guard<SaveState>, "trainerSaveState"));
   exports.Set("trainerLoadState", Napi::Function::New(env, &Guard<LoadState>, "trainerLoadState"));
   exports.Set("attackMethods", Napi::Function::New(env, &Guard<AttackMethods>, "attackMethods"));
+  exports.Set("engineDefaults", Napi::Function::New(env, &Guard<EngineDefaults>, "engineDefaults"));
   exports.Set("trainerSetGlobalStep", Napi::Function::New(env, &Guard<SetGlobalStep>, "trainerSetGlobalStep"));
 }
 

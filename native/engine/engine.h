@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,12 +27,24 @@ enum class Method { kNone, kDropAttack, kFGM, kPGD, kFreeLB, kAWP, kSAM, kASAM }
 Method ParseMethod(const std::string& name);
 std::string MethodName(Method m);
 
+// The defaults and limits below are the C++ API's contract and the same as the TypeScript
+// schema's (lib/core/options.ts): engineDefaults() exposes them to JavaScript and
+// test/schema.test.ts asserts that the two agree. docs/config.md lists them.
+
+/// Most attack steps per batch (attack.k), over every method.
+constexpr int kMaxAttackSteps = 1000;
+/// Most attack groups, and most resolved targets in one group (group and target indices
+/// are 8-bit in the mask counters).
+constexpr size_t kMaxGroups = 255;
+constexpr size_t kMaxTargetsPerGroup = 255;
+
 /// One attack group: its targets and radius. Targets are patterns resolved against the
 /// parameter names: an exact name, a glob (`*` and `?`), a regex written /like this/, or
 /// `input` for the batch's float input.
 struct AttackGroup {
   std::vector<std::string> targets;
-  double epsilon = 1.0;
+  // No default radius: the methods that read it (Strategy::needs_epsilon) require it.
+  std::optional<double> epsilon;
   double p = 1.0;         // DropAttack keep probability
   bool relative = false;  // radius epsilon * ||w|| instead of epsilon
   // Row-sparse path for embedding tables: "auto" uses it for 2-D targets named like an
@@ -43,7 +56,9 @@ struct AttackConfig {
   Method method = Method::kNone;
   std::vector<AttackGroup> groups;
   int k = 1;
-  double alpha = 0.1;  // PGD / FreeLB step size
+  // PGD / FreeLB step size. No default: no step size suits every radius, so the methods
+  // that read it (Strategy::needs_alpha) require it.
+  std::optional<double> alpha;
   double rho = 0.05;   // SAM / ASAM radius
   double eta = 0.01;   // ASAM
   uint64_t seed = 0;
@@ -127,15 +142,20 @@ class Trainer {
 
 /// Optimizer options for MakeOptimizer.
 struct OptimizerSpec {
-  std::string type = "sgd";  // sgd | adam | adamw
-  double lr = 0.01;
+  std::string type = "adam";  // sgd | adam | adamw
+  double lr = 1e-3;
   double momentum = 0;
   bool nesterov = false;
   double dampening = 0;
-  double weight_decay = 0;
+  // Unset: DefaultWeightDecay(type).
+  std::optional<double> weight_decay;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   bool amsgrad = false;
 };
+
+/// The weight decay of an optimizer type when none is given: 0.01 for AdamW (decoupled
+/// decay, PyTorch's default), 0 for SGD and Adam (an L2 penalty, off unless asked for).
+double DefaultWeightDecay(const std::string& type);
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Tensor>& params, const OptimizerSpec& spec);
 

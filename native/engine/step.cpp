@@ -116,8 +116,9 @@ void StepContext::ZeroGrads() {
 }
 
 double StepContext::Radius(const AttackGroup& group, const at::Tensor& w) const {
-  if (!group.relative) return group.epsilon;
-  return group.epsilon * std::sqrt(ops::squared_norm(w.detach()));
+  // The Trainer checked that the methods calling this have every group's epsilon.
+  if (!group.relative) return *group.epsilon;
+  return *group.epsilon * std::sqrt(ops::squared_norm(w.detach()));
 }
 
 StepResult StepContext::Fail(const std::string& reason) {

@@ -73,19 +73,23 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
                 " must be a leaf tensor that requires grad");
   }
   AttackConfig& a = attack_;
-  TORCH_CHECK(a.k >= 1 && a.k <= 1000, "attack.k must be in [1, 1000], got ", a.k);
-  TORCH_CHECK(std::isfinite(a.alpha) && a.alpha > 0, "attack.alpha must be a finite number > 0, got ", a.alpha);
+  TORCH_CHECK(a.k >= 1 && a.k <= kMaxAttackSteps, "attack.k must be in [1, ", kMaxAttackSteps, "], got ", a.k);
+  TORCH_CHECK(!a.alpha || (std::isfinite(*a.alpha) && *a.alpha > 0), "attack.alpha must be a finite number > 0, got ",
+              *a.alpha);
   TORCH_CHECK(std::isfinite(a.rho) && a.rho >= 0, "attack.rho must be a finite number >= 0, got ", a.rho);
   TORCH_CHECK(std::isfinite(a.eta) && a.eta >= 0, "attack.eta must be a finite number >= 0, got ", a.eta);
-  TORCH_CHECK(a.groups.size() < 256, "attack: at most 255 groups");
+  TORCH_CHECK(a.groups.size() <= kMaxGroups, "attack: at most ", kMaxGroups, " groups");
   const methods::Strategy& method = methods::Of(a.method);
   methods::Validate(method, a);
+  TORCH_CHECK(!method.needs_alpha || a.alpha, "attack.alpha (the step size) is required for ", method.name);
   std::vector<std::string> names;
   for (const auto& p : params_) names.push_back(p.first);
   for (size_t g = 0; g < a.groups.size(); ++g) {
     AttackGroup& group = a.groups[g];
-    TORCH_CHECK(std::isfinite(group.epsilon) && group.epsilon >= 0, "attack.groups[", g,
-                "].epsilon must be a finite number >= 0, got ", group.epsilon);
+    TORCH_CHECK(group.epsilon || !method.needs_epsilon, "attack.groups[", g, "].epsilon is required for method ",
+                method.name);
+    TORCH_CHECK(!group.epsilon || (std::isfinite(*group.epsilon) && *group.epsilon >= 0), "attack.groups[", g,
+                "].epsilon must be a finite number >= 0, got ", *group.epsilon);
     TORCH_CHECK(group.p >= 0 && group.p <= 1, "attack.groups[", g, "].p must be in [0, 1], got ", group.p);
     TORCH_CHECK(group.sparse == "auto" || group.sparse == "on" || group.sparse == "off", "attack.groups[", g,
                 "].sparse must be auto, on or off, got '", group.sparse, "'");
@@ -132,7 +136,8 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
       if (!method.sparse) t.sparse = false;
       resolved.push_back(t);
     }
-    TORCH_CHECK(resolved.size() < 256, "attack.groups[", g, "]: at most 255 targets per group");
+    TORCH_CHECK(resolved.size() <= kMaxTargetsPerGroup, "attack.groups[", g, "]: at most ", kMaxTargetsPerGroup,
+                " targets per group");
     // These methods move all groups at once, so a tensor may belong to one group only.
     if (method.one_group_per_tensor) {
       for (const auto& t : resolved) {
@@ -156,17 +161,22 @@ StepResult Trainer::step(const Batch& batch, const LossFn& loss, const StepOptio
   return context.Run();
 }
 
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Tensor>& params, const OptimizerSpec& s) {
+double DefaultWeightDecay(const std::string& type) { return type == "adamw" ? 0.01 : 0.0; }
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Tensor>& params, const OptimizerSpec& spec) {
+  OptimizerSpec s = spec;
+  if (!s.weight_decay) s.weight_decay = DefaultWeightDecay(s.type);
+  const double weight_decay = *s.weight_decay;
   TORCH_CHECK(std::isfinite(s.lr) && s.lr >= 0, "optimizer.lr must be a finite number >= 0, got ", s.lr);
-  TORCH_CHECK(std::isfinite(s.weight_decay) && s.weight_decay >= 0, "optimizer.weightDecay must be >= 0, got ",
-              s.weight_decay);
+  TORCH_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, "optimizer.weightDecay must be >= 0, got ",
+              weight_decay);
   if (s.type == "sgd") {
     TORCH_CHECK(s.momentum >= 0, "optimizer.momentum must be >= 0, got ", s.momentum);
     TORCH_CHECK(!s.nesterov || (s.momentum > 0 && s.dampening == 0),
                 "optimizer.nesterov needs momentum > 0 and dampening 0");
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(s.lr).momentum(s.momentum).nesterov(s.nesterov).dampening(s.dampening).weight_decay(
-                    s.weight_decay));
+                    weight_decay));
   }
   TORCH_CHECK(s.beta1 >= 0 && s.beta1 < 1 && s.beta2 >= 0 && s.beta2 < 1, "optimizer.betas must be in [0, 1), got [",
               s.beta1, ", ", s.beta2, "]");
@@ -175,14 +185,14 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Ten
     return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(s.lr)
                                                             .betas({s.beta1, s.beta2})
                                                             .eps(s.eps)
-                                                            .weight_decay(s.weight_decay)
+                                                            .weight_decay(weight_decay)
                                                             .amsgrad(s.amsgrad));
   }
   if (s.type == "adamw") {
     return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(s.lr)
                                                              .betas({s.beta1, s.beta2})
                                                              .eps(s.eps)
-                                                             .weight_decay(s.weight_decay)
+                                                             .weight_decay(weight_decay)
                                                              .amsgrad(s.amsgrad));
   }
   TORCH_CHECK(false, "optimizer.type must be sgd, adam or adamw, got '", s.type, "'");

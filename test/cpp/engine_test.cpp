@@ -44,6 +44,7 @@ static Run Train(de::AttackConfig config, double lr, int steps, bool nan_batch =
     tensors.push_back(p.value());
   }
   de::OptimizerSpec opt;
+  opt.type = "sgd";
   opt.lr = lr;
   run.trainer = std::make_unique<de::Trainer>(params, config, de::MakeOptimizer(tensors, opt));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);

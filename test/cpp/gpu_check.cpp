@@ -606,6 +606,7 @@ std::string StepTime(const at::Device& device, int64_t in, int64_t hidden, int64
       c.groups = {Group({"fc1.weight"}, 0.5, 0.5), Group({"fc2.weight"}, 0.5, 0.5)};
     }
     de::OptimizerSpec opt;
+    opt.type = "sgd";
     opt.lr = 0.01;
     de::Trainer trainer(params, c, de::MakeOptimizer(tensors, opt));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(3);

@@ -13,7 +13,7 @@ namespace {
 bool Run(StepContext& c) {
   return c.WeightAscent([&c](std::vector<StepContext::Move>& moves) {
     for (StepContext::Move& m : moves) {
-      m.radius = c.attack().groups[m.g].epsilon * std::sqrt(ops::squared_norm(c.Tensor(*m.target).detach().contiguous()));
+      m.radius = *c.attack().groups[m.g].epsilon * std::sqrt(ops::squared_norm(c.Tensor(*m.target).detach().contiguous()));
     }
     return true;
   });

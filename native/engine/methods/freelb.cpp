@@ -46,7 +46,7 @@ bool Run(StepContext& c) {
     for (size_t g = 0; g < a.groups.size(); ++g) {
       for (size_t i = 0; i < c.targets(g).size(); ++i, ++j) {
         const at::Tensor gw = c.Grad(*all[j]) - before[j];
-        if (!GradientStep(gw, a.alpha, &delta[j])) {
+        if (!GradientStep(gw, *a.alpha, &delta[j])) {
           c.result.skipped[g]++;
           continue;
         }

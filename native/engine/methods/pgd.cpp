@@ -37,7 +37,7 @@ bool Run(StepContext& c) {
         at::NoGradGuard no_grad;
         const auto t0 = Clock::now();
         for (size_t j = 0; j < targets.size(); ++j) {
-          if (!GradientStep(steer[j], a.alpha, &delta[j])) {
+          if (!GradientStep(steer[j], *a.alpha, &delta[j])) {
             c.result.skipped[g]++;
             continue;
           }

@@ -29,7 +29,7 @@ struct Strategy {
   std::vector<std::string> fields;
   std::vector<std::string> group_fields;
   Groups groups = Groups::kRequired;
-  int max_k = 1000;
+  int max_k = kMaxAttackSteps;
   std::string k_rule;      // the error message when k > max_k
   bool needs_alpha = false;    // alpha must be given (its default is no sensible step)
   bool needs_epsilon = true;   // every group must give epsilon
