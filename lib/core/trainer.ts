@@ -1,7 +1,7 @@
 import * as is from './is';
 import { rejecting } from './errors';
 import { Module } from './module';
-import { native, AttackMethodInfo, NativeTrainer, StepResult } from './native';
+import { native, AttackMethodInfo, NativeTrainer, StepResult, TrainerMemory } from './native';
 
 export type { StepResult } from './native';
 import { Tensor } from './tensor';
@@ -45,7 +45,9 @@ export interface AttackGroup {
 
 /** The attack of a {@link Trainer}. */
 export interface AttackConfig {
+  /** The training method (docs/methods.md). */
   method: AttackMethod;
+  /** What each attack attacks, and how hard; see {@link attackMethodInfo} for which methods need groups. */
   groups?: AttackGroup[];
   /** Attack steps per batch (DropAttack, PGD, FreeLB). Default 1. */
   k?: number;
@@ -61,26 +63,39 @@ export interface AttackConfig {
 
 /** Optimizer settings. */
 export interface OptimizerConfig {
+  /** The optimizer: LibTorch's SGD, Adam or AdamW. */
   type: 'sgd' | 'adam' | 'adamw';
+  /** Learning rate (a step's `lr` overrides it). */
   lr: number;
+  /** SGD momentum. Default 0. */
   momentum?: number;
+  /** Nesterov momentum (SGD). Default false. */
   nesterov?: boolean;
+  /** Dampening of the momentum (SGD). Default 0. */
   dampening?: number;
   /** L2 penalty (SGD, Adam) or decoupled decay (AdamW, default 0.01). */
   weightDecay?: number;
+  /** Adam's and AdamW's β1, β2. Default [0.9, 0.999]. */
   betas?: [number, number];
+  /** Adam's and AdamW's ε. Default 1e-8. */
   eps?: number;
+  /** The AMSGrad variant (Adam, AdamW). Default false. */
   amsgrad?: boolean;
 }
 
 /** The loss between the model's output and the batch's target (mean over the batch). */
 export interface LossConfig {
+  /** Cross-entropy over class indices, binary cross-entropy with logits, or mean squared error. */
   type: 'crossEntropy' | 'bceWithLogits' | 'mse';
+  /** Label smoothing in [0, 1] (cross-entropy). Default 0. */
   labelSmoothing?: number;
+  /** A weight per class (cross-entropy), copied when the trainer is made. */
   classWeights?: Tensor;
 }
 
+/** Options of a {@link Trainer}. */
 export interface TrainerOptions {
+  /** The optimizer that updates the module's trainable parameters. */
   optimizer: OptimizerConfig;
   /** Default: plain training (`{ method: 'none' }`). */
   attack?: AttackConfig;
@@ -95,6 +110,7 @@ export interface TrainerOptions {
   autocast?: 'off' | 'bf16';
 }
 
+/** Options of {@link Trainer.step}. */
 export interface StepOptions {
   /** Learning rate for this step (from a schedule); the optimizer's when omitted. */
   lr?: number;
@@ -201,6 +217,7 @@ function validateLoss(loss: unknown): Record<string, unknown> {
 export class Trainer {
   /** @internal */
   readonly handle: NativeTrainer;
+  /** The module it trains. */
   readonly module: Module;
 
   constructor(module: Module, options: TrainerOptions) {
@@ -251,6 +268,7 @@ export class Trainer {
   get globalStep(): number {
     return native.trainerInfo(this.handle).globalStep;
   }
+  /** Sets the step count (e.g. when resuming), which the mask counters follow. */
   set globalStep(step: number) {
     native.trainerSetGlobalStep(this.handle, is.integer('Trainer.globalStep', 'step', step, 0));
   }
@@ -279,5 +297,29 @@ export class Trainer {
   /** The attack method. */
   get method(): AttackMethod {
     return native.trainerInfo(this.handle).method as AttackMethod;
+  }
+
+  /** True after {@link dispose}, or after its module was disposed. */
+  get isDisposed(): boolean {
+    return native.trainerIsDisposed(this.handle);
+  }
+
+  /**
+   * Frees the optimizer state (and the class weights) now; the module stays as it is.
+   * Refused with a `TorchError` while a step or another call runs on the module: await
+   * it first. Further use throws a `TorchError`; a second call does nothing.
+   */
+  dispose(): void {
+    native.trainerDispose(this.handle);
+  }
+
+  /** {@link dispose}, for `using trainer = new Trainer(...)`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Native bytes the trainer holds besides the module: optimizer state and class weights. */
+  memory(): TrainerMemory {
+    return native.trainerMemory(this.handle);
   }
 }
