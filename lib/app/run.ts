@@ -173,7 +173,7 @@ export interface RunConfig {
 export function parseRunConfig(raw: Record<string, unknown>, overrides: string[] = []): RunConfig {
   checkKeysDeep(raw, 'config');
   const merged = applyOverrides(raw, overrides);
-  const config = validate(merged, RUN_SCHEMA, 'config') as unknown as RunConfig;
+  const config = validate(merged, RUN_SCHEMA, 'config') as RunConfig;
   const d = config.data;
   const text = ['csv', 'tsv', 'jsonl', 'spam-assassin'].includes(d.source);
   const file = ['csv', 'tsv', 'jsonl'].includes(d.source);
@@ -515,7 +515,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
       `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es) (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const { model, trainer } = await makeTrainer(config, data, attack, 'config');
+  const { trainer } = await makeTrainer(config, data, attack, 'config');
   // Now the run's files.
   try {
     fs.mkdirSync(dir, { recursive: true });

@@ -12,6 +12,11 @@ import { DataFormatError, readError } from './errors';
 import { readLines } from './io';
 import { mixSeed, mulberry32, normalSampler, permutation, Rng, seedArg, shuffleInPlace } from './random';
 
+/** Array.isArray without narrowing the argument to `any[]` (it keeps its declared element type). */
+function isArray(value: unknown): boolean {
+  return Array.isArray(value);
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading labelled text files
 // ---------------------------------------------------------------------------------------
@@ -45,6 +50,7 @@ export interface TextDatasetOptions {
 
 /** One record of {@link streamTextRecords}. */
 export interface TextRecord {
+  /** The text field as read. */
   text: string;
   /** The label as written (trimmed). */
   label: string;
@@ -56,15 +62,19 @@ export interface TextRecord {
 
 /** A row that was skipped, with the reason. */
 export interface SkippedRow {
+  /** The 1-based line the row starts on. */
   line: number;
+  /** What was wrong with it. */
   reason: string;
 }
 
 /** The result of {@link readTextDataset}. */
 export interface TextDataset {
+  /** The texts, in file order (skipped rows left out). */
   texts: string[];
   /** Label ids, indices into labelNames. */
   labels: Int32Array;
+  /** The label names by id (the fixed label list, or the labels seen, sorted). */
   labelNames: string[];
   /** Malformed rows skipped with onBadRow: 'skip'. */
   skipped: SkippedRow[];
@@ -408,9 +418,13 @@ export interface VocabularyOptions {
 
 /** The JSON form of a {@link Vocabulary}. */
 export interface VocabularyJSON {
+  /** Marks the file's kind. */
   format: 'dropattack-vocabulary';
+  /** The format's version. */
   version: 1;
+  /** The padding token (id 0). */
   pad: string;
+  /** The unknown-word token (id 1). */
   unk: string;
   /** All tokens by id: tokens[0] is pad, tokens[1] is unk. */
   tokens: string[];
@@ -426,7 +440,9 @@ export class Vocabulary {
   static readonly PAD_ID = 0;
   /** The unknown-token id. */
   static readonly UNK_ID = 1;
+  /** The padding token (id 0). */
   readonly pad: string;
+  /** The unknown-word token (id 1). */
   readonly unk: string;
   private readonly list: string[];
   private readonly index: Map<string, number>;
@@ -453,7 +469,7 @@ export class Vocabulary {
     const counts = new Map<string, number>();
     let k = 0;
     for (const tokens of tokenLists) {
-      if (!Array.isArray(tokens)) throw is.invalidType(where, `tokenLists[${k}]`, 'an array of strings', tokens);
+      if (!isArray(tokens)) throw is.invalidType(where, `tokenLists[${k}]`, 'an array of strings', tokens);
       for (let j = 0; j < tokens.length; j++) {
         const t = tokens[j];
         if (typeof t !== 'string') throw is.invalidType(where, `tokenLists[${k}][${j}]`, 'a string', t);
@@ -545,7 +561,7 @@ export class Vocabulary {
   }
   /** The ids of the tokens (unk for unknown ones). */
   encode(tokens: readonly string[]): Int32Array {
-    if (!Array.isArray(tokens)) throw is.invalidType('Vocabulary.encode', 'tokens', 'an array of strings', tokens);
+    if (!isArray(tokens)) throw is.invalidType('Vocabulary.encode', 'tokens', 'an array of strings', tokens);
     const out = new Int32Array(tokens.length);
     for (let k = 0; k < tokens.length; k++) out[k] = this.index.get(tokens[k]) ?? Vocabulary.UNK_ID;
     return out;
@@ -636,7 +652,12 @@ export function encodeTexts(
   tokensList: readonly (readonly string[])[],
   vocab: Vocabulary,
   options?: EncodeOptions,
-): { tokens: Tensor; lengths: Tensor } {
+): {
+  /** Token ids, int64 [N, T], padded with id 0. */
+  tokens: Tensor;
+  /** Each text's length in tokens (at least 1), int64 [N]. */
+  lengths: Tensor;
+} {
   const where = 'encodeTexts';
   if (!Array.isArray(tokensList)) throw is.invalidType(where, 'tokensList', 'an array of token arrays', tokensList);
   if (!(vocab instanceof Vocabulary)) throw is.invalidType(where, 'vocab', 'a Vocabulary', vocab);
@@ -732,7 +753,7 @@ export class TextBatches implements Iterable<TextBatch> {
    */
   constructor(sequences: readonly ArrayLike<number>[], labels: ArrayLike<number>, options?: TextBatchesOptions) {
     const where = 'TextBatches';
-    if (!Array.isArray(sequences)) throw is.invalidType(where, 'sequences', 'an array of id arrays', sequences);
+    if (!isArray(sequences)) throw is.invalidType(where, 'sequences', 'an array of id arrays', sequences);
     if (labels === null || typeof labels !== 'object' || typeof labels.length !== 'number') {
       throw is.invalidType(where, 'labels', 'an array of class ids', labels);
     }
@@ -808,7 +829,7 @@ export class TextBatches implements Iterable<TextBatch> {
     options?: TextBatchesOptions,
   ): TextBatches {
     if (!(vocab instanceof Vocabulary)) throw is.invalidType('TextBatches.fromTokens', 'vocab', 'a Vocabulary', vocab);
-    if (!Array.isArray(tokensList)) throw is.invalidType('TextBatches.fromTokens', 'tokensList', 'an array of token arrays', tokensList);
+    if (!isArray(tokensList)) throw is.invalidType('TextBatches.fromTokens', 'tokensList', 'an array of token arrays', tokensList);
     return new TextBatches(tokensList.map((t) => vocab.encode(t)), labels, options);
   }
 
@@ -930,6 +951,7 @@ export interface WordVectorOptions {
 export interface WordVectors {
   /** float32 [vocab.size, dim]: rows from the file, random rows for the rest, pad row zero. */
   vectors: Tensor;
+  /** The vectors' width, as in the file. */
   dim: number;
   /** Vocabulary tokens found in the file. */
   found: number;
