@@ -191,6 +191,23 @@ describe('dispose while a step runs', () => {
     expect([m.isDisposed, trainer.isDisposed]).toEqual([true, true]);
   });
 
+  it('memory() reads around a running step; the per-object reports wait for it', async () => {
+    const m = mlp();
+    const trainer = new Trainer(m, { optimizer: { type: 'adam', lr: 1e-3 } });
+    const [x, y] = batch(64);
+    await trainer.step(x, y);
+    const optimizerBytes = trainer.memory().optimizerState;
+    const step = trainer.step(x, y);
+    expect(() => m.memory()).toThrow(/Module.memory: the module is busy/);
+    expect(() => trainer.memory()).toThrow(/Trainer.memory: the module is busy/);
+    const during = memory();
+    expect(during.counts.modules).toBeGreaterThanOrEqual(1);
+    expect(during.optimizerState).toBeGreaterThanOrEqual(optimizerBytes);
+    await step;
+    expect(trainer.memory().optimizerState).toBe(optimizerBytes);
+    m.dispose();
+  });
+
   it('a forward in flight also holds off Module.dispose', async () => {
     const m = mlp();
     const [x] = batch(256);

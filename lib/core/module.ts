@@ -252,7 +252,7 @@ export class Module {
 
   /**
    * Native bytes the module holds: parameters, buffers and gradients (each storage once),
-   * in total and per device. Allowed while a step runs (the gradients then change).
+   * in total and per device. Refused with a `TorchError` while a call runs on it.
    */
   memory(): ModuleMemory {
     return native.moduleMemory(this.handle);

@@ -162,7 +162,8 @@ export type TrainerMemory = MemoryBytes<'optimizerState' | 'lossState'>;
  * `modules` (parameters, buffers, gradients of undisposed modules), `optimizerState`
  * (trainers' optimizer state and class weights), `backups` (perturbations not yet
  * restored), `cachedBackups` (the pool of reusable backups, see `cachedBackupBytes`),
- * then `tensors` (tensor handles, for memory not counted above).
+ * then `tensors` (tensor handles, for memory not counted above). While a step runs, its
+ * module counts without gradients and its trainer as of the end of its last step.
  */
 export type MemoryReport = MemoryBytes<'modules' | 'optimizerState' | 'backups' | 'cachedBackups' | 'tensors'> & {
   /** Live (undisposed) handles: tensors, modules, trainers, perturbations not restored. */

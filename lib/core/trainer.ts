@@ -318,7 +318,10 @@ export class Trainer {
     this.dispose();
   }
 
-  /** Native bytes the trainer holds besides the module: optimizer state and class weights. */
+  /**
+   * Native bytes the trainer holds besides the module: optimizer state and class weights.
+   * Refused with a `TorchError` while a call runs on the module.
+   */
   memory(): TrainerMemory {
     return native.trainerMemory(this.handle);
   }

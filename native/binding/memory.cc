@@ -67,7 +67,10 @@ namespace {
 // counts}: the native bytes held by this thread's live handles, per device. A storage
 // counts once, under the first of these that holds it: modules (parameters, buffers,
 // gradients), trainers (optimizer state, class weights), perturbations not yet restored
-// (their backups), the pool of reusable backups, then tensor handles.
+// (their backups), the pool of reusable backups, then tensor handles. A step running on
+// the thread pool assigns gradients and creates optimizer state meanwhile, so a busy
+// module counts without its gradients and its trainers by their last report (from the
+// end of their last step) instead of being read.
 Napi::Value Memory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   StorageTally tally({"modules", "optimizerState", "backups", "cachedBackups", "tensors"});
@@ -76,12 +79,16 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     if (!m.state || m.state->disposed) return;
     ++modules;
     std::vector<at::Tensor> all;
-    m.state->Tensors(&all, &all, &all);
+    m.state->Tensors(&all, &all, m.state->busy ? nullptr : &all);
     for (const auto& t : all) tally.Add(t, "modules");
   });
   Tracked<Trainer>::ForEach([&](Trainer& t) {
     if (!t.state || t.state->disposed) return;
     ++trainers;
+    if (t.state->module->busy) {
+      tally.AddBytes(t.state->module->device(), "optimizerState", t.state->reported_bytes);
+      return;
+    }
     std::vector<at::Tensor> all;
     t.state->Tensors(&all, &all);
     for (const auto& x : all) tally.Add(x, "optimizerState");

@@ -301,9 +301,10 @@ Napi::Value Dispose(Info info) {
 }
 
 // moduleMemory(m) -> {parameters, buffers, gradients, total, devices}: bytes of the
-// distinct storages the module holds, per device.
+// distinct storages the module holds, per device. Refused while busy: a step on the
+// thread pool assigns the gradients meanwhile.
 Napi::Value Memory(Info info) {
-  auto state = ArgModule(info, 0, "Module.memory", /*allow_busy=*/true);
+  auto state = ArgModule(info, 0, "Module.memory");
   std::vector<at::Tensor> parameters, buffers, gradients;
   state->Tensors(&parameters, &buffers, &gradients);
   StorageTally tally({"parameters", "buffers", "gradients"});

@@ -483,6 +483,11 @@ Napi::Value Dispose(Info info) {
 // trainerMemory(trainer) -> {optimizerState, lossState, total, devices}
 Napi::Value Memory(Info info) {
   auto state = ArgTrainer(info, 0, "Trainer.memory");
+  // A step creates the optimizer's state on the thread pool meanwhile.
+  if (state->module->busy) {
+    throw TorchError(info.Env(), "Trainer.memory: the module is busy (" + state->module->busy_with +
+                                     " is running); await it first");
+  }
   std::vector<at::Tensor> optimizer_state, loss_state;
   state->Tensors(&optimizer_state, &loss_state);
   StorageTally tally({"optimizerState", "lossState"});
