@@ -57,12 +57,38 @@ function cell(runs: Run[]): Cell | null {
   };
 }
 
+/** bench/results/machine.json, as bench/run.ts writes it. */
+interface Machine {
+  cpu: string;
+  cores: number;
+  threads: number;
+  memoryGB: number;
+  pythonTorch: string;
+  numpy: string;
+  python: string;
+  node: string;
+  loadAverageStart: number[];
+  loadAverageEnd: number[];
+  totalSeconds: number;
+  date: string;
+  full?: boolean;
+}
+
+/** bench/results/perturb-op.json, as bench/perturb-op.ts writes it. */
+interface OpResult {
+  size: { vocab: number; dim: number; megabytes: number; rows: number; uniqueRows: number };
+  machine: { threads: number };
+  seconds: Record<string, number>;
+  bandwidthGBs: Record<string, number>;
+  ratios: Record<string, number>;
+}
+
 function main(): void {
   const spec = loadSpec();
   const files = fs.readdirSync(RESULTS).filter((x) => x.startsWith('train-') && x.endsWith('.json'));
-  const runs: Run[] = files.map((x) => JSON.parse(fs.readFileSync(path.join(RESULTS, x), 'utf8')));
-  const machine = JSON.parse(fs.readFileSync(path.join(RESULTS, 'machine.json'), 'utf8'));
-  const op = fs.existsSync(path.join(RESULTS, 'perturb-op.json')) ? JSON.parse(fs.readFileSync(path.join(RESULTS, 'perturb-op.json'), 'utf8')) : null;
+  const runs = files.map((x) => JSON.parse(fs.readFileSync(path.join(RESULTS, x), 'utf8')) as Run);
+  const machine = JSON.parse(fs.readFileSync(path.join(RESULTS, 'machine.json'), 'utf8')) as Machine;
+  const op = fs.existsSync(path.join(RESULTS, 'perturb-op.json')) ? (JSON.parse(fs.readFileSync(path.join(RESULTS, 'perturb-op.json'), 'utf8')) as OpResult) : null;
   const libtorch = runs.find((r) => r.side === 'project') as unknown as { libtorch?: string } | undefined;
 
   const get = (config: string, method: string, side: Side, dense = false): Cell | null =>

@@ -3,8 +3,8 @@
  * @packageDocumentation
  */
 export { TorchError } from './core/errors';
-export { backends, getJitOptions, getNumThreads, setJitOptions, setNumThreads } from './core/backends';
-export type { BackendsInfo, JitOptions } from './core/backends';
+export { backends, getJitOptions, getNumThreads, memory, setJitOptions, setNumThreads } from './core/backends';
+export type { BackendsInfo, JitOptions, MemoryReport } from './core/backends';
 export {
   Tensor,
   Generator,
@@ -43,7 +43,7 @@ export type { PerturbOptions, DropMaskOptions } from './core/perturb';
 export { Module } from './core/module';
 export type { ModuleOutput, ModelSpec } from './core/module';
 export { Trainer, ATTACK_METHODS, attackMethodInfo } from './core/trainer';
-export type { AttackMethodInfo } from './core/native';
+export type { AttackMethodInfo, MemoryBytes, ModuleMemory, TrainerMemory } from './core/native';
 export type {
   AttackMethod,
   AttackGroup,
@@ -56,7 +56,7 @@ export type {
 } from './core/trainer';
 export { constantLR, stepLR, cosineLR, linearWarmup } from './train/schedule';
 export type { Schedule } from './train/schedule';
-export { fit, evaluate } from './train/fit';
+export { fit, evaluate, TrainingError } from './train/fit';
 export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './train/fit';
 export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger } from './logging';
 export type { Logger, LogEvent, ProgressOptions, ProgressStream, TensorBoardOptions } from './logging';

@@ -121,7 +121,8 @@ test(`${CASES} mutated example configurations: success or one clean error line`,
         continue;
       }
       if (code !== 1 && code !== 2) throw new Error(`exit status ${code}: ${context}`);
-      code === 2 ? outcomes.config++ : outcomes.runtime++;
+      if (code === 2) outcomes.config++;
+      else outcomes.runtime++;
       const line = err.endsWith('\n') ? err.slice(0, -1) : null;
       if (line === null || line.includes('\n')) throw new Error(`not one line: ${context}`);
       if (!line.startsWith('dropattack: ')) throw new Error(`no prefix: ${context}`);

@@ -60,7 +60,7 @@ describe('fit', () => {
       validation: batches(val, 64, null),
       schedule: cosineLR({ lr: 0.02, totalSteps: 48 }),
       checkpoint: { dir },
-      loggers: [{ log: (e) => events.push(e), close: async () => undefined }],
+      loggers: [{ log: (e) => events.push(e), close: () => Promise.resolve() }],
       onBatchEnd: () => {
         batchCalls++;
       },

@@ -228,7 +228,7 @@ class Fuzzer {
   h: Handles;
   readonly objects = makeObjects();
   readonly typed = makeTypedArrays();
-  readonly functions: unknown[] = [() => 1, function named() {}, class K {}, TorchError, Array, Symbol, async () => 0];
+  readonly functions: unknown[] = [() => 1, function named() {}, class K {}, TorchError, Array, Symbol, () => Promise.resolve(0)];
   readonly symbols = [Symbol('s'), Symbol.iterator, Symbol.for('tensor')];
 
   constructor(seed: number) {
@@ -364,7 +364,7 @@ const asyncFailures: string[] = [];
 
 function callOnce(name: string, args: unknown[]): string | null {
   try {
-    const r = binding[name](...args) as unknown;
+    const r: unknown = binding[name](...args);
     if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
       const call = `native.${name}(${args.map(describeArg).join(', ')})`;
       pending.push(
@@ -465,8 +465,8 @@ describe('raw binding fuzz', () => {
       if (why !== null) failures.push(`native.${name}() ${why}`);
       else if (!(error instanceof NativeTypeError || error instanceof TypeError)) {
         failures.push(`native.${name}() threw ${(error as Error).name}, expected TypeError: ${(error as Error).message}`);
-      } else if (!/ must be /.test((error as Error).message)) {
-        failures.push(`native.${name}() message does not say what was expected: ${(error as Error).message}`);
+      } else if (!/ must be /.test(error.message)) {
+        failures.push(`native.${name}() message does not say what was expected: ${error.message}`);
       }
     }
     expect(failures).toEqual([]);
@@ -599,8 +599,8 @@ describe('raw binding fuzz', () => {
         if (tensorName !== undefined) {
           if (!threw) failures.push(`${call} returned; expected a TorchError about the disposed ${tensorName}`);
           else if (!(error instanceof TorchError)) failures.push(`${call} threw ${(error as Error).name}, expected TorchError`);
-          else if (!/disposed/.test((error as Error).message) || !(error as Error).message.includes(tensorName)) {
-            failures.push(`${call} message should say 'disposed' and name '${tensorName}': ${(error as Error).message}`);
+          else if (!/disposed/.test(error.message) || !error.message.includes(tensorName)) {
+            failures.push(`${call} message should say 'disposed' and name '${tensorName}': ${error.message}`);
           }
         } else if (v && threw && !(error instanceof TorchError) && !/ must be | is a disposed /.test((error as Error).message)) {
           failures.push(`${call} message does not say what was expected: ${(error as Error).message}`);

@@ -291,7 +291,7 @@ describe('perturb: bad input', () => {
     [{ epsilon: 1, bogus: 1 }, TypeError, /unknown option 'bogus'/],
     [{}, TypeError, /epsilon/],
   ])('options %p -> %p', (opts, cls, message) => {
-    expect(() => perturb(w(), d(), opts as never)).toThrow(cls as never);
+    expect(() => perturb(w(), d(), opts as never)).toThrow(cls);
     expect(() => perturb(w(), d(), opts as never)).toThrow(message);
   });
   test('wrong argument kinds are TypeErrors naming the argument', () => {

@@ -373,7 +373,7 @@ describe('dropattack serve', () => {
     expect(server.get(longId)!.state).toBe('running');
     // Cancel the queued ones (200, at once), then the running one (202, after its batch).
     for (const r of accepted) {
-      const c = await request(port, 'DELETE', `/jobs/${r.body.id}`);
+      const c = await request(port, 'DELETE', `/jobs/${String(r.body.id)}`);
       expect(c.status).toBe(200);
       expect(c.body.state).toBe('cancelled');
     }

@@ -385,8 +385,8 @@ describe('zero-copy sharing', () => {
       gc();
     }
     expect(ref.deref()).toBeDefined();
-    expect(arr(t!)).toEqual([1, 2, 3]);
-    t!.dispose();
+    expect(arr(t)).toEqual([1, 2, 3]);
+    t.dispose();
     t = null;
     for (let k = 0; k < 5 && ref.deref() !== undefined; k++) {
       await tick();
@@ -888,7 +888,7 @@ describe('errors name the argument', () => {
     expect(e5.message).toMatch(/device/);
     const e6 = thrown(() => tensor(new Float32Array(2), { shape: [2.5] }), TypeError);
     expect(e6.message).toMatch(/shape\[0\]/);
-    const e7 = thrown(() => tensor(new Uint16Array(2) as never), TypeError);
+    const e7 = thrown(() => tensor(new Uint16Array(2)), TypeError);
     expect(e7.message).toMatch(/data/);
     const e8 = thrown(() => tensor([1.5], { dtype: 'int64' }), TypeError);
     expect(e8.message).toMatch(/data/);

@@ -20,14 +20,14 @@ async function main(): Promise<void> {
   if (!out) throw new TypeError('usage: finetune.js OUTDIR [--epochs N]');
   const epochsAt = process.argv.indexOf('--epochs');
   const epochs = epochsAt > 0 ? Number(process.argv[epochsAt + 1]) : 4;
-  const meta = JSON.parse(fs.readFileSync(path.join(out, 'meta.json'), 'utf8'));
+  const meta = JSON.parse(fs.readFileSync(path.join(out, 'meta.json'), 'utf8')) as Record<string, { examples: number; length: number }>;
   const load = (split: string) => {
     const { examples: n, length } = meta[split];
     return {
       tokens: readInt64(path.join(out, `${split}_tokens.bin`), [n, length]),
       lengths: readInt64(path.join(out, `${split}_lengths.bin`), [n]),
       labels: readInt64(path.join(out, `${split}_labels.bin`), [n]),
-      n: n as number,
+      n,
     };
   };
   const train = load('train');

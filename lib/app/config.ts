@@ -65,7 +65,7 @@ export function applyOverrides(config: Record<string, unknown>, overrides: strin
       return [m[1], ...[...m[2].matchAll(/\[(\d+)\]/g)].map((x) => Number(x[1]))];
     });
     checkKeysDeep(value, `--set ${key}`);
-    let node: Record<string | number, unknown> = out as Record<string, unknown>;
+    let node: Record<string | number, unknown> = out;
     for (let k = 0; k < parts.length; k++) {
       const p = parts[k];
       const here = parts.slice(0, k + 1).join('.');

@@ -520,7 +520,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
       `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es) (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const { model, trainer } = await makeTrainer(config, data, attack, 'config');
+  const { trainer } = await makeTrainer(config, data, attack, 'config');
   // Now the run's files.
   try {
     fs.mkdirSync(dir, { recursive: true });

@@ -271,7 +271,7 @@ export class JobServer {
     try {
       config = parseRunConfig(given);
     } catch (e) {
-      if (e instanceof TypeError || e instanceof RangeError) throw new HttpError(400, this.scrub((e as Error).message));
+      if (e instanceof TypeError || e instanceof RangeError) throw new HttpError(400, this.scrub(e.message));
       throw e;
     }
     const name = config.name; // the schema holds it to SAFE_NAME
@@ -453,7 +453,7 @@ export class JobServer {
           });
         }
       },
-      close: async () => undefined,
+      close: () => Promise.resolve(),
     };
   }
 
@@ -667,7 +667,7 @@ export class JobServer {
     } catch (e) {
       if (e instanceof HttpError) send(e.status, { error: e.message }, e.headers);
       else {
-        this.log(`internal error on ${req.method} ${JSON.stringify(req.url?.slice(0, 200))}: ${(e as Error)?.stack ?? e}`);
+        this.log(`internal error on ${req.method} ${JSON.stringify(req.url?.slice(0, 200))}: ${(e as Error)?.stack ?? String(e)}`);
         send(500, { error: 'internal error' });
       }
     }

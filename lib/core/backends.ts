@@ -1,7 +1,7 @@
 import * as is from './is';
-import { BackendsInfo, JitOptions, native } from './native';
+import { BackendsInfo, JitOptions, MemoryReport, native } from './native';
 
-export type { BackendsInfo, JitOptions };
+export type { BackendsInfo, JitOptions, MemoryReport };
 
 /**
  * What this build of the addon can do: `cpu` (always), `cuda` (CUDA kernels built and
@@ -10,6 +10,16 @@ export type { BackendsInfo, JitOptions };
  */
 export function backends(): BackendsInfo {
   return native.backends();
+}
+
+/**
+ * The native memory held through this thread's live handles, per device and by kind
+ * (module parameters, optimizer state, perturbation backups, the backup pool, tensors),
+ * each storage counted once, with the number of live handles. Memory LibTorch's
+ * allocators keep cached for reuse after a free is not included.
+ */
+export function memory(): MemoryReport {
+  return native.memory();
 }
 
 /** Sets LibTorch's intra-op thread count (used by every CPU kernel, the perturbation op included). */

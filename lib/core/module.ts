@@ -1,6 +1,6 @@
 import * as is from './is';
 import { rejecting } from './errors';
-import { native, NativeModule } from './native';
+import { native, ModuleMemory, NativeModule } from './native';
 import { DType, Device, DTYPES, Tensor, deviceArg } from './tensor';
 
 /** What a model's forward returns: a tensor, or (nested) lists/tuples of values. */
@@ -37,9 +37,13 @@ export type ModelSpec =
   | (TextModelBase & {
       /** LSTM or GRU over packed variable-length sequences (any order of lengths). Dropout is between stacked layers. */
       kind: 'textrnn';
+      /** The recurrent cell. Default `'lstm'`. */
       cell?: 'lstm' | 'gru';
+      /** Hidden state width. Default 128. */
       hiddenSize?: number;
+      /** Stacked layers. Default 1. */
       numLayers?: number;
+      /** Both directions, their final states concatenated. Default false. */
       bidirectional?: boolean;
       /** Dropout on the final hidden state before the classifier. */
       outputDropout?: number;
@@ -47,24 +51,31 @@ export type ModelSpec =
   | (TextModelBase & {
       /** Kim (2014): parallel convolutions over the embeddings, max-pooled. Dropout on the pooled features. */
       kind: 'textcnn';
+      /** Filters per kernel size. Default 100. */
       numFilters?: number;
+      /** Widths of the convolutions, in tokens. Default [3, 4, 5]. */
       kernelSizes?: number[];
     })
   | (ModelBase & {
       /** forward(x float [B, inputDim]); dropout after each hidden ReLU. */
       kind: 'mlp';
+      /** Width of the input vectors. */
       inputDim: number;
+      /** Widths of the hidden layers; empty gives a linear classifier. Default [64]. */
       hiddenSizes?: number[];
     })
   | (ModelBase & {
       /** A small CNN for 1x28x28 images (MNIST); dropout before the classifier. */
       kind: 'cnn28';
+      /** Channels of the two convolutions. Default [32, 64]. */
       channels?: [number, number];
     })
   | (ModelBase & {
       /** A ResNet for 3x32x32 images (CIFAR-10; 5 blocks per stage = ResNet-32), with batch norm. */
       kind: 'resnet32';
+      /** Channels of the first stage (then 2x and 4x). Default 16. */
       width?: number;
+      /** Residual blocks per stage. Default 5. */
       blocksPerStage?: number;
     });
 
@@ -90,6 +101,10 @@ function wrapOutput(v: unknown): ModuleOutput {
  *
  * While a `forward()` or a training step runs on it, other calls are refused with a
  * `TorchError` instead of racing.
+ *
+ * Its native memory is freed when the handle is garbage collected, or at once by
+ * {@link Module.dispose} (or a `using` declaration). Using a disposed module, or a
+ * trainer built on it, throws a `TorchError`.
  */
 export class Module {
   /** @internal */
@@ -212,6 +227,35 @@ export class Module {
   /** Whether a forward or a training step is running on it. */
   get busy(): boolean {
     return native.moduleIsBusy(this.handle);
+  }
+
+  /** True after {@link dispose}. */
+  get isDisposed(): boolean {
+    return native.moduleIsDisposed(this.handle);
+  }
+
+  /**
+   * Frees the module's parameters, buffers and gradients now, with the optimizer state
+   * of every `Trainer` built on it (they cannot run without it). Refused with a
+   * `TorchError` while a forward, save or training step runs on it: await that first.
+   * Tensors from {@link namedParameters} share the parameters' memory and keep it until
+   * they are disposed themselves. A second call does nothing.
+   */
+  dispose(): void {
+    native.moduleDispose(this.handle);
+  }
+
+  /** {@link dispose}, for `using m = Module.build(...)`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /**
+   * Native bytes the module holds: parameters, buffers and gradients (each storage once),
+   * in total and per device. Refused with a `TorchError` while a call runs on it.
+   */
+  memory(): ModuleMemory {
+    return native.moduleMemory(this.handle);
   }
 
   /** Moves parameters and buffers to a device and/or float dtype, in place. Returns this. */

@@ -2,6 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import './dispose';
 import { TorchError } from './errors';
 
 /** What one step did. */
@@ -25,7 +26,16 @@ export interface StepResult {
   /** Targets that took the row-sparse embedding path in this step. */
   sparseTargets: string[];
   /** Seconds per phase, with `timePhases`. */
-  times?: { forward: number; backward: number; perturb: number; optimizer: number };
+  times?: {
+    /** Forward passes. */
+    forward: number;
+    /** Backward passes. */
+    backward: number;
+    /** Perturbations and restores. */
+    perturb: number;
+    /** Clipping and the optimizer's update. */
+    optimizer: number;
+  };
 }
 
 /** An opaque native tensor handle. */
@@ -63,14 +73,23 @@ type T = NativeTensor;
 type Scalarish = T | number;
 type Opt<X> = X | null;
 
+/** What this build of the addon can do (see `backends()`). */
 export interface BackendsInfo {
+  /** Always true. */
   cpu: boolean;
+  /** CUDA kernels are built and a device is present. */
   cuda: boolean;
+  /** The number of CUDA devices LibTorch sees. */
   cudaDeviceCount: number;
+  /** The addon was compiled with its CUDA kernels. */
   cudaKernels: boolean;
+  /** The LibTorch version. */
   libtorch: string;
+  /** LibTorch's intra-op thread count. */
   threads: number;
+  /** LibTorch's inter-op thread count. */
   interopThreads: number;
+  /** LibTorch's description of its parallel backend (`at::get_parallel_info()`). */
   parallel: string;
 }
 
@@ -85,15 +104,21 @@ export interface PerturbationInfo {
 
 /** A training method of the engine and the rules its attack settings follow (native/engine/methods/). */
 export interface AttackMethodInfo {
+  /** The method's name, as `attack.method` takes it. */
   name: string;
   /** The attack settings it reads (besides method), and those of each group. */
   fields: string[];
+  /** The settings each attack group reads. */
   groupFields: string[];
   /** attack.groups: must be empty, must list one at least, or may be empty (every parameter). */
   groups: 'forbidden' | 'required' | 'optional';
+  /** `groups` is `'required'`. */
   needsGroups: boolean;
+  /** The largest `k` it accepts (1 for the single-step methods). */
   maxK: number;
+  /** `alpha` (the step size) must be given. */
   needsAlpha: boolean;
+  /** Each group needs an `epsilon`. */
   needsEpsilon: boolean;
   /** Targets may take the row-sparse embedding path. */
   sparse: boolean;
@@ -111,10 +136,62 @@ export interface EngineDefaults {
   loss: Record<string, unknown>;
   limits: { maxK: number; maxGroups: number; maxTargetsPerGroup: number };
 }
+/**
+ * Bytes of native memory by kind, each storage counted once (views and handles that
+ * share memory count it once), with the same kinds per device.
+ */
+export type MemoryBytes<K extends string> = Record<K, number> & {
+  /** The sum of the kinds. */
+  total: number;
+  /** The same per device (`'cpu'`, `'cuda:0'`, ...), for the devices that hold any. */
+  devices: Record<
+    string,
+    Record<K, number> & {
+      /** The sum of the kinds on this device. */
+      total: number;
+    }
+  >;
+};
+
+/** Native bytes a Module holds (`Module.memory()`): its parameters, buffers and the parameters' gradients. */
+export type ModuleMemory = MemoryBytes<'parameters' | 'buffers' | 'gradients'>;
+
+/**
+ * Native bytes a Trainer holds besides its module (`Trainer.memory()`): the optimizer's state
+ * (momentum buffers; Adam's first and second moments, and the maximum with amsgrad) and
+ * the loss's class weights. Gradients, those kept between micro-batches included, belong
+ * to the module's parameters and show in {@link ModuleMemory}.
+ */
+export type TrainerMemory = MemoryBytes<'optimizerState' | 'lossState'>;
+
+/**
+ * The native memory held through this thread's live handles (the main thread's, or a
+ * worker's own). Each storage counts once, under the first kind that holds it:
+ * `modules` (parameters, buffers, gradients of undisposed modules), `optimizerState`
+ * (trainers' optimizer state and class weights), `backups` (perturbations not yet
+ * restored), `cachedBackups` (the pool of reusable backups, see `cachedBackupBytes`),
+ * then `tensors` (tensor handles, for memory not counted above). While a step runs, its
+ * module counts without gradients and its trainer as of the end of its last step.
+ */
+export type MemoryReport = MemoryBytes<'modules' | 'optimizerState' | 'backups' | 'cachedBackups' | 'tensors'> & {
+  /** Live (undisposed) handles: tensors, modules, trainers, perturbations not restored. */
+  counts: {
+    /** Tensor handles not disposed. */
+    tensors: number;
+    /** Modules not disposed. */
+    modules: number;
+    /** Trainers not disposed. */
+    trainers: number;
+    /** Perturbations not yet restored. */
+    perturbations: number;
+  };
+};
 
 /** How TorchScript executes forwards (see docs/jit.md). */
 export interface JitOptions {
+  /** The graph executor: `'simple'` (default), `'profiling'` or `'legacy'`. */
   executor: 'simple' | 'profiling' | 'legacy';
+  /** Kernel fusion: `'none'` (default) or `'tensorexpr'`. */
   fuser: 'none' | 'tensorexpr';
 }
 
@@ -179,6 +256,8 @@ export interface Binding {
   generatorSeed(g: NativeGenerator): bigint;
   generatorGetState(g: NativeGenerator): T;
   generatorSetState(g: NativeGenerator, state: T): void;
+  generatorDispose(g: NativeGenerator): void;
+  generatorIsDisposed(g: NativeGenerator): boolean;
 
   perturb(
     target: T,
@@ -191,6 +270,8 @@ export interface Binding {
   ): NativePerturbation;
   perturbationInfo(h: NativePerturbation): PerturbationInfo;
   restore(h: NativePerturbation): void;
+  perturbationDispose(h: NativePerturbation): void;
+  perturbationIsDisposed(h: NativePerturbation): boolean;
   dropMask(numel: number, p: number, seed: number | bigint, counter: number | bigint, device: string): T;
   philox4x32(counter: number[], key: number[]): number[];
   releaseCachedBackups(): void;
@@ -206,6 +287,9 @@ export interface Binding {
   moduleTo(m: NativeModule, device: Opt<string>, dtype: Opt<string>): void;
   moduleIsBusy(m: NativeModule): boolean;
   moduleBuild(spec: object, seed: number | bigint): NativeModule;
+  moduleDispose(m: NativeModule): void;
+  moduleIsDisposed(m: NativeModule): boolean;
+  moduleMemory(m: NativeModule): ModuleMemory;
 
   attackMethods(): AttackMethodInfo[];
   engineDefaults(): EngineDefaults;
@@ -215,10 +299,14 @@ export interface Binding {
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;
   trainerSaveState(t: NativeTrainer, path: string): Promise<void>;
   trainerLoadState(t: NativeTrainer, path: string): Promise<void>;
+  trainerDispose(t: NativeTrainer): void;
+  trainerIsDisposed(t: NativeTrainer): boolean;
+  trainerMemory(t: NativeTrainer): TrainerMemory;
   manualSeed(seed: number | bigint): void;
   globalGeneratorState(): T;
   setGlobalGeneratorState(state: T): void;
   cachedBackupBytes(): number;
+  memory(): MemoryReport;
 }
 
 function packageRoot(): string {
@@ -227,7 +315,7 @@ function packageRoot(): string {
     const pkg = path.join(dir, 'package.json');
     if (fs.existsSync(pkg)) {
       try {
-        if (JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'dropattack') return dir;
+        if ((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'dropattack') return dir;
       } catch {
         // keep looking
       }

@@ -27,6 +27,10 @@ export interface PerturbOptions {
 /**
  * The result of {@link perturb}: whether it applied, the direction's norm, and the
  * exact backup that {@link Perturbation.restore} puts back.
+ *
+ * {@link Perturbation.dispose} restores the target if that has not happened yet and
+ * ends the handle's use, so `using p = perturb(...)` scopes a perturbation: the target
+ * gets its values back when the block ends, by an exception too.
  */
 export class Perturbation {
   /** @internal */
@@ -61,6 +65,24 @@ export class Perturbation {
   /** Puts the target's original values back, bit for bit, and frees the backup. Once only. */
   restore(): void {
     native.restore(this.handle);
+  }
+
+  /** True after {@link dispose}. */
+  get isDisposed(): boolean {
+    return native.perturbationIsDisposed(this.handle);
+  }
+
+  /**
+   * Restores the target when {@link restore} has not run, then frees the backup. Further
+   * use throws a `TorchError`; a second call does nothing.
+   */
+  dispose(): void {
+    native.perturbationDispose(this.handle);
+  }
+
+  /** {@link dispose}, for `using p = perturb(...)`. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -100,8 +122,11 @@ export function perturb(target: Tensor, direction: Tensor, options: PerturbOptio
 export interface DropMaskOptions {
   /** Keep probability in [0, 1]. */
   p: number;
+  /** Key of the mask generator, as in {@link PerturbOptions.seed}. Default 0. */
   seed?: number | bigint;
+  /** Counter of the mask generator, as in {@link PerturbOptions.counter}. Default 0. */
   counter?: number | bigint;
+  /** Where the mask is made. Default `'cpu'`. */
   device?: Device;
 }
 

@@ -6,6 +6,7 @@ export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | '
 /** Where a tensor lives: `'cpu'`, `'cuda'` (device 0) or `'cuda:N'`. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
+/** Every {@link DType}, in a fixed order. */
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'uint8', 'bool'];
 const FLOAT_DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'bfloat16'];
 
@@ -102,9 +103,17 @@ export class Tensor {
     return native.isDisposed(this.handle);
   }
 
-  /** Releases the native memory now. Further use throws a `TorchError`. */
+  /**
+   * Releases the native memory now (when no other tensor shares it). Further use throws
+   * a `TorchError`; a second call does nothing.
+   */
   dispose(): void {
     native.dispose(this.handle);
+  }
+
+  /** {@link dispose}, for `using t = ...` declarations. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /**
@@ -165,7 +174,7 @@ export class Tensor {
     if (shape.length === 0) return at(0);
     let offset = 0;
     const build = (d: number): NestedArray[] => {
-      const out: NestedArray[] = new Array(shape[d]);
+      const out = new Array<NestedArray>(shape[d]);
       for (let k = 0; k < shape[d]; k++) out[k] = d === shape.length - 1 ? at(offset++) : build(d + 1);
       return out;
     };
@@ -234,60 +243,79 @@ export class Tensor {
   ge(other: TensorLike): Tensor {
     return new Tensor(native.binary('ge', this.handle, operand('ge', other)));
   }
+  /** -this */
   neg(): Tensor {
     return new Tensor(native.unary('neg', this.handle));
   }
+  /** |this| */
   abs(): Tensor {
     return new Tensor(native.unary('abs', this.handle));
   }
+  /** e ** this */
   exp(): Tensor {
     return new Tensor(native.unary('exp', this.handle));
   }
+  /** Natural logarithm. */
   log(): Tensor {
     return new Tensor(native.unary('log', this.handle));
   }
+  /** Square root. */
   sqrt(): Tensor {
     return new Tensor(native.unary('sqrt', this.handle));
   }
+  /** this * this */
   square(): Tensor {
     return new Tensor(native.unary('square', this.handle));
   }
+  /** 1 / this */
   reciprocal(): Tensor {
     return new Tensor(native.unary('reciprocal', this.handle));
   }
+  /** 1 / (1 + e ** -this) */
   sigmoid(): Tensor {
     return new Tensor(native.unary('sigmoid', this.handle));
   }
+  /** Hyperbolic tangent. */
   tanh(): Tensor {
     return new Tensor(native.unary('tanh', this.handle));
   }
+  /** max(this, 0) */
   relu(): Tensor {
     return new Tensor(native.unary('relu', this.handle));
   }
+  /** Sine (radians). */
   sin(): Tensor {
     return new Tensor(native.unary('sin', this.handle));
   }
+  /** Cosine (radians). */
   cos(): Tensor {
     return new Tensor(native.unary('cos', this.handle));
   }
+  /** Rounds down. */
   floor(): Tensor {
     return new Tensor(native.unary('floor', this.handle));
   }
+  /** Rounds up. */
   ceil(): Tensor {
     return new Tensor(native.unary('ceil', this.handle));
   }
+  /** Rounds to the nearest integer, halves to even. */
   round(): Tensor {
     return new Tensor(native.unary('round', this.handle));
   }
+  /** -1, 0 or 1 by the sign of each element. */
   sign(): Tensor {
     return new Tensor(native.unary('sign', this.handle));
   }
+  /** Whether each element is finite, as a bool tensor. */
   isfinite(): Tensor {
     return new Tensor(native.unary('isfinite', this.handle));
   }
+  /** Whether each element is NaN, as a bool tensor. */
   isnan(): Tensor {
     return new Tensor(native.unary('isnan', this.handle));
   }
+  /** Logical not of each element (nonzero is true), as a bool tensor. */
   logicalNot(): Tensor {
     return new Tensor(native.unary('logicalNot', this.handle));
   }
@@ -317,14 +345,30 @@ export class Tensor {
   /** Largest element (a 0-d tensor). */
   max(): Tensor;
   /** Largest elements along `dim`, with their indices. */
-  max(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
+  max(
+    dim: number,
+    keepdim?: boolean,
+  ): {
+    /** The largest values. */
+    values: Tensor;
+    /** Their indices along `dim` (int64). */
+    indices: Tensor;
+  };
   max(dim?: number, keepdim = false): Tensor | { values: Tensor; indices: Tensor } {
     return this.extreme('max', dim, keepdim);
   }
   /** Smallest element (a 0-d tensor). */
   min(): Tensor;
   /** Smallest elements along `dim`, with their indices. */
-  min(dim: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
+  min(
+    dim: number,
+    keepdim?: boolean,
+  ): {
+    /** The smallest values. */
+    values: Tensor;
+    /** Their indices along `dim` (int64). */
+    indices: Tensor;
+  };
   min(dim?: number, keepdim = false): Tensor | { values: Tensor; indices: Tensor } {
     return this.extreme('min', dim, keepdim);
   }
@@ -390,9 +434,11 @@ export class Tensor {
   }
 
   // ---- neural-network helpers ----
+  /** Softmax along `dim`. */
   softmax(dim: number): Tensor {
     return new Tensor(native.softmax(this.handle, is.integer('softmax', 'dim', dim)));
   }
+  /** Log of the softmax along `dim`, computed stably. */
   logSoftmax(dim: number): Tensor {
     return new Tensor(native.logSoftmax(this.handle, is.integer('logSoftmax', 'dim', dim)));
   }
@@ -440,6 +486,7 @@ export class Tensor {
   get requiresGrad(): boolean {
     return native.requiresGrad(this.handle);
   }
+  /** Turns recording on or off (leaf tensors only). */
   set requiresGrad(value: boolean) {
     native.setRequiresGrad(this.handle, is.boolean('requiresGrad', 'value', value));
   }
@@ -459,6 +506,7 @@ export class Tensor {
     native.backward(this.handle, g, o.retainGraph === true);
   }
 
+  /** Shape, dtype and device, for messages and the console. */
   toString(): string {
     if (this.isDisposed) return 'Tensor(disposed)';
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
@@ -467,7 +515,9 @@ export class Tensor {
 
 /** Options for creating a tensor. */
 export interface CreateOptions {
+  /** Element type; each function says its default (float32 for most). */
   dtype?: DType;
+  /** Where the tensor is made. Default `'cpu'`. */
   device?: Device;
 }
 
@@ -672,6 +722,9 @@ function generatorHandle(where: string, g: unknown): NativeGenerator {
 /**
  * A seeded random generator (LibTorch's CPU Philox/MT generator) for {@link rand},
  * {@link randn} and {@link randint}. Its state can be saved and restored.
+ *
+ * {@link Generator.dispose} (or a `using` declaration) frees its state at once; using it
+ * afterwards throws a `TorchError`.
  */
 export class Generator {
   /** @internal */
@@ -690,6 +743,18 @@ export class Generator {
   /** Restores a state from {@link getState}. */
   setState(state: Tensor): void {
     native.generatorSetState(this.handle, handleOf('Generator.setState', 'state', state));
+  }
+  /** True after {@link dispose}. */
+  get isDisposed(): boolean {
+    return native.generatorIsDisposed(this.handle);
+  }
+  /** Frees the generator's state now. Further use throws a `TorchError`; a second call does nothing. */
+  dispose(): void {
+    native.generatorDispose(this.handle);
+  }
+  /** {@link dispose}, for `using g = new Generator(seed)`. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 

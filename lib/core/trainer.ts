@@ -1,7 +1,7 @@
 import * as is from './is';
 import { rejecting } from './errors';
 import { Module } from './module';
-import { native, AttackMethodInfo, NativeTrainer, StepResult } from './native';
+import { native, AttackMethodInfo, NativeTrainer, StepResult, TrainerMemory } from './native';
 import { attackSchema, groupSchema, lossSchema, METHOD_INFO, optimizerSchema, trainerSchema } from './options';
 import { apiError, Checker, Resolved, Static } from './schema';
 
@@ -69,6 +69,7 @@ export interface TrainerOptions {
 /** Trainer options with every default filled in (what the engine receives). */
 export type ResolvedTrainerOptions = Resolved<ReturnType<typeof trainerSchema>>;
 
+/** Options of {@link Trainer.step}. */
 export interface StepOptions {
   /** Learning rate for this step (from a schedule); the optimizer's when omitted. */
   lr?: number;
@@ -126,6 +127,7 @@ export function resolveTrainerOptions(options: unknown, where = 'Trainer'): Reso
 export class Trainer {
   /** @internal */
   readonly handle: NativeTrainer;
+  /** The module it trains. */
   readonly module: Module;
 
   constructor(module: Module, options: TrainerOptions = {}) {
@@ -178,6 +180,7 @@ export class Trainer {
   get globalStep(): number {
     return native.trainerInfo(this.handle).globalStep;
   }
+  /** Sets the step count (e.g. when resuming), which the mask counters follow. */
   set globalStep(step: number) {
     native.trainerSetGlobalStep(this.handle, is.integer('Trainer.globalStep', 'step', step, 0));
   }
@@ -206,5 +209,32 @@ export class Trainer {
   /** The attack method. */
   get method(): AttackMethod {
     return native.trainerInfo(this.handle).method as AttackMethod;
+  }
+
+  /** True after {@link dispose}, or after its module was disposed. */
+  get isDisposed(): boolean {
+    return native.trainerIsDisposed(this.handle);
+  }
+
+  /**
+   * Frees the optimizer state (and the class weights) now; the module stays as it is.
+   * Refused with a `TorchError` while a step or another call runs on the module: await
+   * it first. Further use throws a `TorchError`; a second call does nothing.
+   */
+  dispose(): void {
+    native.trainerDispose(this.handle);
+  }
+
+  /** {@link dispose}, for `using trainer = new Trainer(...)`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /**
+   * Native bytes the trainer holds besides the module: optimizer state and class weights.
+   * Refused with a `TorchError` while a call runs on the module.
+   */
+  memory(): TrainerMemory {
+    return native.trainerMemory(this.handle);
   }
 }

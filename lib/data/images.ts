@@ -89,7 +89,9 @@ export async function readIdx(file: string): Promise<IdxFile> {
 
 /** Per-channel (or global) normalization applied after scaling pixels to [0, 1]: (x - mean) / std. */
 export interface Normalize {
+  /** Subtracted: one value, or one per channel. */
   mean: number | number[];
+  /** Divided by: one value, or one per channel. */
   std: number | number[];
 }
 
@@ -128,7 +130,9 @@ function toFloatImages(pixels: Uint8Array, channels: number, plane: number, norm
 
 /** An image dataset: x float32 [N, C, H, W], y int64 [N]. */
 export interface ImageDataset {
+  /** The images, float32 [N, C, H, W]. */
   x: Tensor;
+  /** The class of each image, int64 [N]. */
   y: Tensor;
 }
 
@@ -221,7 +225,9 @@ export interface ImageBatchesOptions extends SamplerOptions {
 
 /** One batch of {@link ImageBatches}; `inputs`/`target` make it a `fit()` batch. */
 export interface ImageBatch {
+  /** The batch's images, float32 [B, C, H, W]. */
   x: Tensor;
+  /** Their classes, int64 [B]. */
   y: Tensor;
   /** The examples' indices in the dataset. */
   indices: Int32Array;

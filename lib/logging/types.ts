@@ -3,6 +3,7 @@ import * as is from '../core/is';
 
 /** A training event for loggers. */
 export interface LogEvent {
+  /** What happened: a batch or an epoch ended, or the run started or ended. */
   kind: 'batch' | 'epoch' | 'run-start' | 'run-end';
   /** The trainer's global step after the event. */
   step: number;
@@ -16,12 +17,15 @@ export interface LogEvent {
   values: Record<string, number>;
   /** Milliseconds since the run started. */
   time: number;
+  /** A line of text for people (e.g. why the run stopped). */
   message?: string;
 }
 
 /** Receives training events (progress bars, JSONL, TensorBoard). */
 export interface Logger {
+  /** Takes one event; throws for a malformed event or a closed logger. */
   log(e: LogEvent): void;
+  /** Flushes and closes (idempotent); resolves when what was logged is written. */
   close(): Promise<void>;
 }
 

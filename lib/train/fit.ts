@@ -11,23 +11,47 @@ import { BatchSource, EpochRecord, FitResult } from './types';
 export type { Batch, BatchSource, EpochRecord, FitResult, Metrics } from './types';
 export { evaluate };
 
+/** Options of {@link fit}. */
 export interface FitOptions {
+  /** Epochs to train (the last epoch's number; a resumed run continues up to it). */
   epochs: number;
+  /** The training batches of each epoch. */
   train: BatchSource;
+  /** Batches evaluated after each epoch (the `val.*` metrics). */
   validation?: BatchSource;
   /** Learning rate per optimizer step. */
   schedule?: Schedule;
+  /** Clip the gradient's global L2 norm to this value before each update. */
   clipGradNorm?: number;
   /** Micro-batches per optimizer step (gradient accumulation). Default 1. */
   accumulate?: number;
   /** Keep the best model by a metric, and the last state for resuming. */
-  checkpoint?: { dir: string; monitor?: string; mode?: 'min' | 'max' };
+  checkpoint?: {
+    /** Directory of the checkpoints (`best` and `last` inside). */
+    dir: string;
+    /** Metric that picks the best model: `val.accuracy` (default with validation; else `train.loss`), `val.loss`, `val.macroF1` or `train.loss`. */
+    monitor?: string;
+    /** Whether smaller or larger is better; by default `min` for losses, `max` otherwise. */
+    mode?: 'min' | 'max';
+  };
   /** Stop when `monitor` has not improved by minDelta for `patience` epochs. */
-  earlyStopping?: { monitor: string; patience: number; minDelta?: number; mode?: 'min' | 'max' };
+  earlyStopping?: {
+    /** The metric watched (as for `checkpoint.monitor`). */
+    monitor: string;
+    /** Epochs without improvement before stopping. */
+    patience: number;
+    /** The least change that counts as an improvement. Default 0. */
+    minDelta?: number;
+    /** Whether smaller or larger is better; by default `min` for losses, `max` otherwise. */
+    mode?: 'min' | 'max';
+  };
   /** Resume from a checkpoint directory's `last` state (model, optimizer, RNG, epoch, step). */
   resume?: string;
+  /** Receive the run's events (progress bar, JSONL, TensorBoard). */
   loggers?: Logger[];
+  /** Called after each batch's step, awaited before the next. */
   onBatchEnd?: (info: { epoch: number; batch: number; result: StepResult }) => void | Promise<void>;
+  /** Called after each epoch (after validation and checkpoints), awaited before the next. */
   onEpochEnd?: (record: EpochRecord) => void | Promise<void>;
   /** Stops after the current batch when aborted; the last checkpoint stays intact. */
   signal?: AbortSignal;
@@ -216,9 +240,9 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         current !== undefined && !Number.isNaN(current) && (state.best === null || (mode === 'max' ? current > state.best.value : current < state.best.value));
       if (improved && o.checkpoint) {
         const dir = await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state);
-        state.best = { epoch, value: current as number, monitor, dir };
+        state.best = { epoch, value: current, monitor, dir };
       } else if (improved) {
-        state.best = { epoch, value: current as number, monitor, dir: '' };
+        state.best = { epoch, value: current, monitor, dir: '' };
       }
       if (o.earlyStopping && stopMonitor) {
         const value = metricValue(stopMonitor, record);

@@ -3,7 +3,9 @@ import { Tensor } from '../core/tensor';
 
 /** One batch: the model's forward arguments and the target. */
 export interface Batch {
+  /** The forward arguments of the model (one tensor for most models; tokens and lengths for the text models). */
   inputs: Tensor[];
+  /** The target of the loss: class indices (int64) or values of the output's shape. */
   target: Tensor;
 }
 
@@ -17,32 +19,55 @@ export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Bat
 
 /** Evaluation metrics of a classifier. */
 export interface Metrics {
+  /** Mean loss over the examples. */
   loss: number;
+  /** Share of examples whose largest logit is the target class. */
   accuracy: number;
+  /** F1 score per class, averaged over the classes. */
   macroF1: number;
+  /** Number of examples evaluated. */
   examples: number;
 }
 
 /** What one epoch did. */
 export interface EpochRecord {
+  /** The epoch's number, from 1. */
   epoch: number;
   /** Mean clean loss of the applied steps. */
   trainLoss: number;
   /** Mean adversarial loss per attack group. */
   trainAdversarialLoss: number[];
+  /** Batches trained on. */
   steps: number;
+  /** Steps whose update did not run (a non-finite loss or gradient). */
   notApplied: number;
+  /** Perturbations skipped because the direction's norm was 0 or not finite, over all groups. */
   skippedAttacks: number;
+  /** Wall-clock seconds of the epoch, validation included. */
   seconds: number;
+  /** The validation metrics, when `validation` batches were given. */
   validation?: Metrics;
 }
 
 /** What {@link fit} did. */
 export interface FitResult {
+  /** One record per epoch. */
   history: EpochRecord[];
-  best: { epoch: number; value: number; monitor: string; dir: string } | null;
+  /** The best epoch by the monitored metric (the checkpoint's or early stopping's), or null when none is monitored. */
+  best: {
+    /** The epoch's number. */
+    epoch: number;
+    /** The metric's value then. */
+    value: number;
+    /** The metric (`val.loss`, `val.accuracy`, `val.macroF1` or `train.loss`). */
+    monitor: string;
+    /** Where its model is saved (under `checkpoint.dir`); empty without `checkpoint`. */
+    dir: string;
+  } | null;
+  /** Whether early stopping ended the run before `epochs`. */
   stoppedEarly: boolean;
   /** Why early stopping ended the run (one line), or null. */
   stopReason: string | null;
+  /** Whether `signal` stopped the run. */
   aborted: boolean;
 }

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "generator.h"
+#include "memory.h"
 #include "module.h"
 #include "perturbation.h"
 #include "tensor.h"
@@ -70,6 +71,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Module::Init(env, exports);
   Trainer::Init(env, exports);
   InitJit(env, exports);
+  InitMemory(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, &Guard<SetErrorClass>, "setErrorClass"));
   exports.Set("backends", Napi::Function::New(env, &Guard<Backends>, "backends"));
   exports.Set("setNumThreads", Napi::Function::New(env, &Guard<SetNumThreads>, "setNumThreads"));

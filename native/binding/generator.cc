@@ -13,11 +13,23 @@ namespace binding {
 namespace {
 using Info = const Napi::CallbackInfo&;
 
-Generator* ArgGeneratorObject(Info info, size_t i, const char* fn) {
+Generator* ArgGeneratorObject(Info info, size_t i, const char* fn, bool allow_disposed = false) {
   Napi::Value v = Arg(info, i);
   Generator* g = UnwrapAs<Generator>(info.Env(), v, Data(info.Env()).generator_class);
   if (g == nullptr) ThrowType(info.Env(), fn, "generator", "a Generator", v);
+  if (g->disposed() && !allow_disposed) throw TorchError(info.Env(), std::string(fn) + ": the Generator has been disposed");
   return g;
+}
+
+// generatorDispose(g): frees the generator's state (a few KB: the Mersenne Twister's);
+// a second dispose does nothing.
+Napi::Value GeneratorDispose(Info info) {
+  ArgGeneratorObject(info, 0, "Generator.dispose", /*allow_disposed=*/true)->Dispose();
+  return info.Env().Undefined();
+}
+
+Napi::Value GeneratorIsDisposed(Info info) {
+  return Napi::Boolean::New(info.Env(), ArgGeneratorObject(info, 0, "Generator.isDisposed", /*allow_disposed=*/true)->disposed());
 }
 
 // generatorNew(seed)
@@ -79,6 +91,8 @@ void Generator::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("generatorNew", Napi::Function::New(env, &Guard<GeneratorNew>, "generatorNew"));
   exports.Set("generatorSeed", Napi::Function::New(env, &Guard<GeneratorSeed>, "generatorSeed"));
   exports.Set("generatorGetState", Napi::Function::New(env, &Guard<GeneratorGetState>, "generatorGetState"));
+  exports.Set("generatorDispose", Napi::Function::New(env, &Guard<GeneratorDispose>, "generatorDispose"));
+  exports.Set("generatorIsDisposed", Napi::Function::New(env, &Guard<GeneratorIsDisposed>, "generatorIsDisposed"));
   exports.Set("manualSeed", Napi::Function::New(env, &Guard<GlobalSeed>, "manualSeed"));
   exports.Set("globalGeneratorState", Napi::Function::New(env, &Guard<GlobalGetState>, "globalGeneratorState"));
   exports.Set("setGlobalGeneratorState", Napi::Function::New(env, &Guard<GlobalSetState>, "setGlobalGeneratorState"));

@@ -13,6 +13,8 @@ class Generator : public Napi::ObjectWrap<Generator> {
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Generator(const Napi::CallbackInfo& info);
   at::Generator& value() { return value_; }
+  bool disposed() const { return !value_.defined(); }
+  void Dispose() { value_ = at::Generator(); }
 
  private:
   at::Generator value_;

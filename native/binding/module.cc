@@ -8,6 +8,7 @@
 #include "engine/io.h"
 #include "engine/models.h"
 #include "tensor.h"
+#include "trainer.h"
 
 namespace dropattack {
 namespace binding {
@@ -220,6 +221,7 @@ Napi::Value To(Info info) {
   } else if (has_device) {
     state->module.to(ArgDevice(info, 1, "Module.to", "device"));
   }
+  SyncModuleReport(info.Env(), *state);
   return info.Env().Undefined();
 }
 
@@ -265,12 +267,79 @@ Napi::Value IsBusy(Info info) {
   auto state = ArgModule(info, 0, "Module.busy", /*allow_busy=*/true);
   return Napi::Boolean::New(info.Env(), state->busy);
 }
+
+Module* ArgModuleObject(Info info, size_t i, const char* fn) {
+  Napi::Value v = Arg(info, i);
+  Module* m = UnwrapAs<Module>(info.Env(), v, Data(info.Env()).module_class);
+  if (m == nullptr || !m->state) ThrowType(info.Env(), fn, "module", "a Module", v);
+  return m;
+}
+
+Napi::Value IsDisposed(Info info) {
+  return Napi::Boolean::New(info.Env(), ArgModuleObject(info, 0, "Module.isDisposed")->state->disposed);
+}
+
+// moduleDispose(m): releases the module and the trainers built on it. Refused while a
+// call runs on it (the job on the thread pool uses the module until it ends); a second
+// dispose does nothing.
+Napi::Value Dispose(Info info) {
+  Napi::Env env = info.Env();
+  ModuleState& s = *ArgModuleObject(info, 0, "Module.dispose")->state;
+  if (s.disposed) return env.Undefined();
+  if (s.busy) {
+    throw TorchError(env, "Module.dispose: the module is busy (" + s.busy_with +
+                              " is running); await it before disposing the module");
+  }
+  for (auto& weak : s.trainers) {
+    if (auto trainer = weak.lock()) ReleaseTrainer(env, *trainer);
+  }
+  s.trainers.clear();
+  s.disposed = true;
+  s.module = torch::jit::Module();
+  SyncModuleReport(env, s);
+  return env.Undefined();
+}
+
+// moduleMemory(m) -> {parameters, buffers, gradients, total, devices}: bytes of the
+// distinct storages the module holds, per device. Refused while busy: a step on the
+// thread pool assigns the gradients meanwhile.
+Napi::Value Memory(Info info) {
+  auto state = ArgModule(info, 0, "Module.memory");
+  std::vector<at::Tensor> parameters, buffers, gradients;
+  state->Tensors(&parameters, &buffers, &gradients);
+  StorageTally tally({"parameters", "buffers", "gradients"});
+  for (const auto& t : parameters) tally.Add(t, "parameters");
+  for (const auto& t : buffers) tally.Add(t, "buffers");
+  for (const auto& t : gradients) tally.Add(t, "gradients");
+  return tally.ToJs(info.Env());
+}
 }  // namespace
+
+void ModuleState::Tensors(std::vector<at::Tensor>* parameters, std::vector<at::Tensor>* buffers,
+                          std::vector<at::Tensor>* gradients) const {
+  if (disposed) return;
+  for (const auto& p : module.parameters(/*recurse=*/true)) {
+    if (parameters != nullptr) parameters->push_back(p);
+    if (gradients != nullptr && p.grad().defined()) gradients->push_back(p.grad());
+  }
+  if (buffers != nullptr) {
+    for (const auto& b : module.buffers(/*recurse=*/true)) buffers->push_back(b);
+  }
+}
+
+void SyncModuleReport(Napi::Env env, ModuleState& state) {
+  std::vector<at::Tensor> tensors;
+  state.Tensors(&tensors, &tensors, nullptr);
+  const int64_t bytes = DistinctBytes(tensors);
+  if (bytes != state.reported_bytes) AdjustExternalMemory(env, bytes - state.reported_bytes);
+  state.reported_bytes = bytes;
+}
 
 std::shared_ptr<ModuleState> ArgModule(const Napi::CallbackInfo& info, size_t i, const char* fn, bool allow_busy) {
   Napi::Value v = Arg(info, i);
   Module* m = UnwrapAs<Module>(info.Env(), v, Data(info.Env()).module_class);
   if (m == nullptr || !m->state) ThrowType(info.Env(), fn, "module", "a Module", v);
+  if (m->state->disposed) throw TorchError(info.Env(), std::string(fn) + ": the Module has been disposed");
   if (m->state->busy && !allow_busy) throw TorchError(info.Env(), BusyMessage(fn, *m->state));
   return m->state;
 }
@@ -289,10 +358,14 @@ void Module::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("moduleTo", Napi::Function::New(env, &Guard<To>, "moduleTo"));
   exports.Set("moduleBuild", Napi::Function::New(env, &Guard<Build>, "moduleBuild"));
   exports.Set("moduleIsBusy", Napi::Function::New(env, &Guard<IsBusy>, "moduleIsBusy"));
+  exports.Set("moduleIsDisposed", Napi::Function::New(env, &Guard<IsDisposed>, "moduleIsDisposed"));
+  exports.Set("moduleDispose", Napi::Function::New(env, &Guard<Dispose>, "moduleDispose"));
+  exports.Set("moduleMemory", Napi::Function::New(env, &Guard<Memory>, "moduleMemory"));
 }
 
 Napi::Object Module::Wrap(Napi::Env env, std::shared_ptr<ModuleState> state) {
   Napi::Object obj = Data(env).module_class.New({Napi::External<std::shared_ptr<ModuleState>>::New(env, &state)});
+  SyncModuleReport(env, *state);
   return obj;
 }
 
@@ -301,6 +374,13 @@ Module::Module(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Module>(info) 
     throw Napi::TypeError::New(info.Env(), "NativeModule cannot be constructed from JavaScript; use Module.load()");
   }
   state = *info[0].As<Napi::External<std::shared_ptr<ModuleState>>>().Data();
+}
+
+Module::~Module() {
+  // The report goes with the handle (a JS Trainer holds its Module's handle, so the
+  // state does not outlive it by much).
+  if (state && state->reported_bytes > 0) AdjustExternalMemory(Env(), -state->reported_bytes);
+  if (state) state->reported_bytes = 0;
 }
 
 }  // namespace binding

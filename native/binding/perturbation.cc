@@ -14,6 +14,7 @@ Perturbation* ArgPerturbation(Info info, size_t i, const char* fn) {
   Napi::Value v = Arg(info, i);
   Perturbation* p = UnwrapAs<Perturbation>(info.Env(), v, Data(info.Env()).perturbation_class);
   if (p == nullptr || !p->made_by_perturb) ThrowType(info.Env(), fn, "perturbation", "a Perturbation from perturb()", v);
+  if (p->disposed) throw TorchError(info.Env(), std::string(fn) + ": the Perturbation has been disposed");
   return p;
 }
 
@@ -70,6 +71,36 @@ Napi::Value Restore(Info info) {
   return env.Undefined();
 }
 
+// perturbationDispose(h): restores the target when restore() has not run (so a scope
+// that ends, even by an exception, never leaves the target perturbed), frees the backup
+// and ends the handle's use; a second dispose does nothing.
+Napi::Value Dispose(Info info) {
+  Napi::Env env = info.Env();
+  Napi::Value v = Arg(info, 0);
+  Perturbation* p = UnwrapAs<Perturbation>(env, v, Data(env).perturbation_class);
+  if (p == nullptr || !p->made_by_perturb) ThrowType(env, "Perturbation.dispose", "perturbation", "a Perturbation from perturb()", v);
+  if (p->disposed) return env.Undefined();
+  if (!p->restored) {
+    ops::restore(p->target, p->state);
+    p->restored = true;
+  }
+  p->target = at::Tensor();
+  p->state.backup = at::Tensor();
+  p->state.backup_buffer = at::Tensor();
+  p->state.rows = at::Tensor();
+  p->disposed = true;
+  p->Unreport(env);
+  return env.Undefined();
+}
+
+Napi::Value IsDisposed(Info info) {
+  Napi::Env env = info.Env();
+  Napi::Value v = Arg(info, 0);
+  Perturbation* p = UnwrapAs<Perturbation>(env, v, Data(env).perturbation_class);
+  if (p == nullptr || !p->made_by_perturb) ThrowType(env, "Perturbation.isDisposed", "perturbation", "a Perturbation from perturb()", v);
+  return Napi::Boolean::New(env, p->disposed);
+}
+
 // dropMask(numel, p, seed, counter, device) -> bool Tensor [numel]
 Napi::Value DropMask(Info info) {
   const int64_t numel = ArgInt(info, 0, "dropMask", "numel");
@@ -123,6 +154,8 @@ void Perturbation::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("perturb", Napi::Function::New(env, &Guard<Perturb>, "perturb"));
   exports.Set("perturbationInfo", Napi::Function::New(env, &Guard<PerturbationInfo>, "perturbationInfo"));
   exports.Set("restore", Napi::Function::New(env, &Guard<Restore>, "restore"));
+  exports.Set("perturbationDispose", Napi::Function::New(env, &Guard<Dispose>, "perturbationDispose"));
+  exports.Set("perturbationIsDisposed", Napi::Function::New(env, &Guard<IsDisposed>, "perturbationIsDisposed"));
   exports.Set("dropMask", Napi::Function::New(env, &Guard<DropMask>, "dropMask"));
   exports.Set("releaseCachedBackups", Napi::Function::New(env, &Guard<ReleaseCachedBackups>, "releaseCachedBackups"));
   exports.Set("cachedBackupBytes", Napi::Function::New(env, &Guard<CachedBackupBytes>, "cachedBackupBytes"));

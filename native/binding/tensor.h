@@ -5,10 +5,12 @@
 #include <ATen/ATen.h>
 #include <napi.h>
 
+#include "memory.h"
+
 namespace dropattack {
 namespace binding {
 
-class Tensor : public Napi::ObjectWrap<Tensor> {
+class Tensor : public Napi::ObjectWrap<Tensor>, public Tracked<Tensor> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   /// Wraps `value`. `external` says the memory is already accounted elsewhere (a

@@ -4,6 +4,8 @@
 #include <torch/serialize.h>
 #include <torch/version.h>
 
+#include <algorithm>
+
 #include "common.h"
 #include "engine/io.h"
 #include "engine/methods/registry.h"
@@ -191,14 +193,26 @@ Napi::Value CreateTrainer(Info info) {
   state->autocast_bf16 = autocast == "bf16";
   state->trainer = std::make_unique<engine::Trainer>(std::move(params), std::move(attack),
                                                      engine::MakeOptimizer(tensors, optimizer));
-  return Data(env).trainer_class.New({Napi::External<std::shared_ptr<TrainerState>>::New(env, &state)});
+  Napi::Object handle = Data(env).trainer_class.New({Napi::External<std::shared_ptr<TrainerState>>::New(env, &state)});
+  auto& trainers = module->trainers;
+  trainers.erase(std::remove_if(trainers.begin(), trainers.end(), [](const auto& w) { return w.expired(); }), trainers.end());
+  trainers.push_back(state);
+  SyncTrainerReport(env, *state);
+  return handle;
 }
 
-std::shared_ptr<TrainerState> ArgTrainer(Info info, size_t i, const char* fn) {
+Trainer* ArgTrainerObject(Info info, size_t i, const char* fn) {
   Napi::Value v = Arg(info, i);
   Trainer* t = UnwrapAs<Trainer>(info.Env(), v, Data(info.Env()).trainer_class);
   if (t == nullptr || !t->state) ThrowType(info.Env(), fn, "trainer", "a Trainer", v);
-  return t->state;
+  return t;
+}
+
+std::shared_ptr<TrainerState> ArgTrainer(Info info, size_t i, const char* fn) {
+  const std::shared_ptr<TrainerState>& state = ArgTrainerObject(info, i, fn)->state;
+  if (state->module->disposed) throw TorchError(info.Env(), std::string(fn) + ": the Trainer's Module has been disposed");
+  if (state->disposed) throw TorchError(info.Env(), std::string(fn) + ": the Trainer has been disposed");
+  return state;
 }
 
 Napi::Object ResultToJs(Napi::Env env, const engine::StepResult& r, bool times) {
@@ -327,7 +341,10 @@ Napi::Value Step(Info info) {
         };
         *result = state->trainer->step(batch, fn, options);
       },
-      [result, options](Napi::Env env) -> Napi::Value { return ResultToJs(env, *result, options.time_phases); },
+      [state, result, options](Napi::Env env) -> Napi::Value {
+        SyncTrainerReport(env, *state);
+        return ResultToJs(env, *result, options.time_phases);
+      },
       [state] { state->module->busy = false; });
 }
 
@@ -400,7 +417,11 @@ Napi::Value LoadState(Info info) {
         at::Tensor step;
         if (archive.try_read("dropattack_global_step", step)) state->trainer->set_global_step(step.item<int64_t>());
       },
-      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->module->busy = false; });
+      [state](Napi::Env env) -> Napi::Value {
+        SyncTrainerReport(env, *state);
+        return env.Undefined();
+      },
+      [state] { state->module->busy = false; });
 }
 
 // attackMethods() -> [{name, fields, groupFields, groups, needsGroups, maxK, needsAlpha,
@@ -486,7 +507,77 @@ Napi::Value EngineDefaults(Info info) {
   o.Set("limits", limits);
   return o;
 }
+
+Napi::Value IsDisposed(Info info) {
+  const auto& state = ArgTrainerObject(info, 0, "Trainer.isDisposed")->state;
+  return Napi::Boolean::New(info.Env(), state->disposed || state->module->disposed);
+}
+
+// trainerDispose(trainer): frees the optimizer state now; the module stays. Refused while
+// a call runs on the module (a step of this trainer may be using the engine); a second
+// dispose does nothing.
+Napi::Value Dispose(Info info) {
+  Napi::Env env = info.Env();
+  TrainerState& s = *ArgTrainerObject(info, 0, "Trainer.dispose")->state;
+  if (s.disposed) return env.Undefined();
+  if (s.module->busy) {
+    throw TorchError(env, "Trainer.dispose: the module is busy (" + s.module->busy_with +
+                              " is running); await it before disposing the trainer");
+  }
+  ReleaseTrainer(env, s);
+  return env.Undefined();
+}
+
+// trainerMemory(trainer) -> {optimizerState, lossState, total, devices}
+Napi::Value Memory(Info info) {
+  auto state = ArgTrainer(info, 0, "Trainer.memory");
+  // A step creates the optimizer's state on the thread pool meanwhile.
+  if (state->module->busy) {
+    throw TorchError(info.Env(), "Trainer.memory: the module is busy (" + state->module->busy_with +
+                                     " is running); await it first");
+  }
+  std::vector<at::Tensor> optimizer_state, loss_state;
+  state->Tensors(&optimizer_state, &loss_state);
+  StorageTally tally({"optimizerState", "lossState"});
+  for (const auto& t : optimizer_state) tally.Add(t, "optimizerState");
+  for (const auto& t : loss_state) tally.Add(t, "lossState");
+  return tally.ToJs(info.Env());
+}
 }  // namespace
+
+void TrainerState::Tensors(std::vector<at::Tensor>* optimizer_state, std::vector<at::Tensor>* loss_state) const {
+  if (disposed) return;
+  if (optimizer_state != nullptr && trainer) {
+    // The optimizers MakeOptimizer makes (SGD, Adam, AdamW) and their per-parameter state.
+    for (const auto& entry : trainer->optimizer().state()) {
+      const torch::optim::OptimizerParamState* ps = entry.second.get();
+      if (const auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(ps)) {
+        optimizer_state->push_back(sgd->momentum_buffer());
+      } else if (const auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(ps)) {
+        optimizer_state->insert(optimizer_state->end(), {adam->exp_avg(), adam->exp_avg_sq(), adam->max_exp_avg_sq()});
+      } else if (const auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(ps)) {
+        optimizer_state->insert(optimizer_state->end(), {adamw->exp_avg(), adamw->exp_avg_sq(), adamw->max_exp_avg_sq()});
+      }
+    }
+  }
+  if (loss_state != nullptr && loss.class_weights.defined()) loss_state->push_back(loss.class_weights);
+}
+
+void ReleaseTrainer(Napi::Env env, TrainerState& state) {
+  if (state.disposed) return;
+  state.disposed = true;
+  state.trainer.reset();
+  state.loss.class_weights = at::Tensor();
+  SyncTrainerReport(env, state);
+}
+
+void SyncTrainerReport(Napi::Env env, TrainerState& state) {
+  std::vector<at::Tensor> tensors;
+  state.Tensors(&tensors, &tensors);
+  const int64_t bytes = DistinctBytes(tensors);
+  if (bytes != state.reported_bytes) AdjustExternalMemory(env, bytes - state.reported_bytes);
+  state.reported_bytes = bytes;
+}
 
 void Trainer::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeTrainer", {});
@@ -499,6 +590,9 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attackMethods", Napi::Function::New(env, &Guard<AttackMethods>, "attackMethods"));
   exports.Set("engineDefaults", Napi::Function::New(env, &Guard<EngineDefaults>, "engineDefaults"));
   exports.Set("trainerSetGlobalStep", Napi::Function::New(env, &Guard<SetGlobalStep>, "trainerSetGlobalStep"));
+  exports.Set("trainerIsDisposed", Napi::Function::New(env, &Guard<IsDisposed>, "trainerIsDisposed"));
+  exports.Set("trainerDispose", Napi::Function::New(env, &Guard<Dispose>, "trainerDispose"));
+  exports.Set("trainerMemory", Napi::Function::New(env, &Guard<Memory>, "trainerMemory"));
 }
 
 Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
@@ -506,6 +600,11 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
     throw Napi::TypeError::New(info.Env(), "NativeTrainer cannot be constructed from JavaScript; use new Trainer()");
   }
   state = *info[0].As<Napi::External<std::shared_ptr<TrainerState>>>().Data();
+}
+
+Trainer::~Trainer() {
+  if (state && state->reported_bytes > 0) AdjustExternalMemory(Env(), -state->reported_bytes);
+  if (state) state->reported_bytes = 0;
 }
 
 }  // namespace binding

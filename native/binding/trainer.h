@@ -5,8 +5,10 @@
 #include <napi.h>
 
 #include <memory>
+#include <vector>
 
 #include "engine/engine.h"
+#include "memory.h"
 #include "module.h"
 
 namespace dropattack {
@@ -19,14 +21,29 @@ struct TrainerState {
   // Forward passes under autocast to bfloat16 (parameters, gradients and the optimizer
   // stay in their own dtype: fp32 master weights).
   bool autocast_bf16 = false;
+  // After dispose() (its own, or its module's) the engine and the optimizer state are
+  // gone and every call is refused.
+  bool disposed = false;
+  int64_t reported_bytes = 0;  // optimizer state and class weights, as reported to V8
+
+  /// What the trainer holds besides the module: the optimizer's state tensors (momentum
+  /// buffers, Adam's moments) and the loss's class weights.
+  void Tensors(std::vector<at::Tensor>* optimizer_state, std::vector<at::Tensor>* loss_state) const;
 };
 
-class Trainer : public Napi::ObjectWrap<Trainer> {
+class Trainer : public Napi::ObjectWrap<Trainer>, public Tracked<Trainer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Trainer(const Napi::CallbackInfo& info);
+  ~Trainer() override;
   std::shared_ptr<TrainerState> state;
 };
+
+/// Frees the engine and the optimizer state now (the module stays); idempotent.
+void ReleaseTrainer(Napi::Env env, TrainerState& state);
+/// Reports the bytes of the optimizer state and class weights to V8 (the difference
+/// from the last report): Adam's moments double what a model holds.
+void SyncTrainerReport(Napi::Env env, TrainerState& state);
 
 }  // namespace binding
 }  // namespace dropattack

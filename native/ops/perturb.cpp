@@ -108,6 +108,11 @@ class BackupPool {
     buffers_.clear();
   }
 
+  std::vector<at::Tensor> buffers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::vector<at::Tensor>(buffers_.begin(), buffers_.end());
+  }
+
   int64_t bytes() {
     std::lock_guard<std::mutex> lock(mu_);
     int64_t total = 0;
@@ -222,6 +227,8 @@ void restore(at::Tensor& target, PerturbState& state) {
 void release_cached_backups() { pool().clear(); }
 
 int64_t cached_backup_bytes() { return pool().bytes(); }
+
+std::vector<at::Tensor> cached_backups() { return pool().buffers(); }
 
 at::Tensor drop_mask(int64_t numel, double p, uint64_t seed, uint64_t counter, const at::Device& device) {
   TORCH_CHECK(numel >= 0, "dropMask: numel must be >= 0, got ", numel);

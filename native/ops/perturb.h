@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace dropattack {
 namespace ops {
@@ -54,6 +55,9 @@ void release_cached_backups();
 
 /// Bytes held by that pool now.
 int64_t cached_backup_bytes();
+
+/// The buffers in that pool now (handles sharing their storage), for per-device reports.
+std::vector<at::Tensor> cached_backups();
 
 /// The mask perturb() uses for a tensor of `numel` elements, as a bool tensor.
 at::Tensor drop_mask(int64_t numel, double p, uint64_t seed, uint64_t counter, const at::Device& device);

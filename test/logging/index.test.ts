@@ -17,8 +17,9 @@ class Recorder implements Logger {
     this.order.push(`${this.name}:${e.kind}`);
     this.events.push(e);
   }
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.closed++;
+    return Promise.resolve();
   }
 }
 

@@ -65,7 +65,7 @@ describe('JsonlLogger', () => {
   });
 
   test('bad arguments and events name themselves', async () => {
-    expect(() => new JsonlLogger('' as string)).toThrow(/JsonlLogger: path must be a non-empty string/);
+    expect(() => new JsonlLogger('')).toThrow(/JsonlLogger: path must be a non-empty string/);
     expect(() => new JsonlLogger(3 as never)).toThrow(TypeError);
     // a parent that is a file
     fs.writeFileSync(path.join(tmp, 'file'), 'x');
