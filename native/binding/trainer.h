@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "engine/engine.h"
+#include "engine/module_loss.h"
 #include "module.h"
 
 namespace dropattack {
@@ -15,11 +16,13 @@ namespace binding {
 struct TrainerState {
   std::shared_ptr<ModuleState> module;
   std::unique_ptr<engine::Trainer> trainer;
-  engine::LossSpec loss;
-  // Forward passes under autocast to bfloat16 (parameters, gradients and the optimizer
-  // stay in their own dtype: fp32 master weights).
-  bool autocast_bf16 = false;
+  // The engine's policy for turning the module's forward into the loss (the loss spec,
+  // bf16 autocast, buffers during attack passes, train/eval mode).
+  std::unique_ptr<engine::LossFromModule> loss;
 };
+
+/// The loss options of a JS object ({type, labelSmoothing, classWeights, ignoreIndex}).
+engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o);
 
 class Trainer : public Napi::ObjectWrap<Trainer> {
  public:
