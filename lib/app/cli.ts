@@ -3,7 +3,7 @@
 import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
-import { writeFileSynced } from './files';
+import { writeFileSynced } from '../core/files';
 import {
   checkOutputDir,
   describeRun,
@@ -16,7 +16,7 @@ import {
   RunConfig,
   RunSummary,
 } from './run';
-import { AttackConfig, AttackGroup, attackMethodInfo } from './trainer';
+import { AttackConfig, AttackGroup, attackMethodInfo } from '../core/trainer';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
