@@ -1,6 +1,6 @@
 import * as is from './is';
 import { rejecting } from './errors';
-import { Module } from './module';
+import { ForwardInputs, Module, nativeInputs } from './module';
 import { native, AttackMethodInfo, NativeTrainer, StepResult } from './native';
 
 export type { StepResult } from './native';
@@ -24,9 +24,11 @@ export function attackMethodInfo(method: string): Readonly<AttackMethodInfo> | u
 /** One attack group. */
 export interface AttackGroup {
   /**
-   * What to attack: parameter names, globs (`rnn.weight_*`), regexes written `/…/`, or
-   * `'input'` for the batch's first (float) input. A target matching nothing is an error
-   * that lists the parameters.
+   * What to attack: parameter names, globs (`rnn.weight_*`), regexes written `/…/`, or a
+   * float input of the model: `'input'` (forward's first argument), `'input[k]'` (its
+   * k-th, from 0) or `'input:name'` (the argument called `name`); all groups attack the
+   * same input. A target matching nothing is an error that lists the parameters; one
+   * naming a frozen parameter (requires_grad false) is an error saying it is frozen.
    */
   targets: string | string[];
   /** Radius of the step (absolute, or relative to ‖w‖ with `relative`). */
@@ -37,8 +39,12 @@ export interface AttackGroup {
   relative?: boolean;
   /**
    * Row-sparse perturbation of embedding tables. `'auto'` (default) uses it for 2-D
-   * targets named like an embedding (`…embed….weight`) when the batch's first input holds
-   * token ids, after checking once that the gradient vanishes outside those rows.
+   * targets named like an embedding (`…embed….weight`) when the batch holds token ids,
+   * after checking once that the gradient vanishes outside those rows. `'on'` uses it for
+   * every target of the group and needs unambiguous ids: the step's `tokenIds`, else the
+   * one int64 forward argument named `input_ids`, `token_ids`, `tokens` or `ids`, else
+   * the only int64 argument; it checks the rows in the same way and fails if they are
+   * not the table's.
    */
   sparse?: 'auto' | 'on' | 'off';
 }
@@ -59,6 +65,21 @@ export interface AttackConfig {
   seed?: number | bigint;
 }
 
+/**
+ * Settings of one group of parameters, chosen by name (e.g. no weight decay on biases
+ * and norms: `{ params: ['*.bias', '/norm/'], weightDecay: 0 }`). A parameter joins the
+ * first group whose pattern matches it; the others keep the optimizer's settings.
+ */
+export interface ParameterGroup {
+  /** Parameter names, globs or `/regexes/`, as attack targets. */
+  params: string | string[];
+  /** This group's learning rate; a step's `lr` (a schedule) scales it by the same ratio as the optimizer's. */
+  lr?: number;
+  weightDecay?: number;
+  /** SGD only. */
+  momentum?: number;
+}
+
 /** Optimizer settings. */
 export interface OptimizerConfig {
   type: 'sgd' | 'adam' | 'adamw';
@@ -71,13 +92,27 @@ export interface OptimizerConfig {
   betas?: [number, number];
   eps?: number;
   amsgrad?: boolean;
+  /** Per-group settings by parameter name. */
+  groups?: ParameterGroup[];
 }
 
-/** The loss between the model's output and the batch's target (mean over the batch). */
+/**
+ * The loss of a batch (a mean). `crossEntropy`, `bceWithLogits` and `mse` compare the
+ * model's output with the batch's target; the output is the forward's tensor, the first
+ * item of a tuple, or a dict's `'logits'` entry. `model` takes the loss the model computes
+ * itself (Hugging Face style): the forward's scalar output, the first item of a tuple,
+ * or a dict's `'loss'` entry, with the labels passed as forward arguments.
+ *
+ * Cross-entropy takes `[B, C]` logits with `[B]` targets, token-level `[B, T, C]` logits
+ * with `[B, T]` targets (sequence labelling, language models), or PyTorch's `[B, C, …]`
+ * layout; targets equal to `ignoreIndex` count for nothing.
+ */
 export interface LossConfig {
-  type: 'crossEntropy' | 'bceWithLogits' | 'mse';
+  type: 'crossEntropy' | 'bceWithLogits' | 'mse' | 'model';
   labelSmoothing?: number;
   classWeights?: Tensor;
+  /** Cross-entropy: the target value that is ignored (padding, unmasked tokens). Default -100, as PyTorch. */
+  ignoreIndex?: number;
 }
 
 export interface TrainerOptions {
@@ -93,6 +128,14 @@ export interface TrainerOptions {
    * dtype (fp32 master weights). Default `'off'`.
    */
   autocast?: 'off' | 'bf16';
+  /**
+   * What BatchNorm's running statistics (and any buffer forward updates) see during a
+   * step. `'every-pass'` (default): the clean pass and every attack pass update them, as
+   * a PyTorch DropAttack loop does. `'clean-pass'`: the attack passes run with the
+   * statistics as the clean pass left them and leave them so, as if each batch were
+   * seen once. Either way, each pass normalizes with its own batch statistics.
+   */
+  batchNormStats?: 'every-pass' | 'clean-pass';
 }
 
 export interface StepOptions {
@@ -106,11 +149,16 @@ export interface StepOptions {
   lossScale?: number;
   /** Report the time spent per phase. */
   timePhases?: boolean;
-  /** Token ids for the row-sparse embedding path; default: the first input when it is int64. */
+  /**
+   * Token ids for the row-sparse embedding path. Default: the int64 forward argument
+   * named `input_ids`, `token_ids`, `tokens` or `ids` when exactly one is, else the only
+   * int64 argument; with `sparse: 'auto'` also the first argument when it is int64 (its
+   * rows are checked against the gradient first).
+   */
   tokenIds?: Tensor;
 }
 
-const LOSS_TYPES = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse' } as const;
+const LOSS_TYPES = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse', model: 'model' } as const;
 
 function validateAttack(attack: unknown): Record<string, unknown> {
   const where = 'Trainer: attack';
@@ -157,7 +205,7 @@ function validateAttack(attack: unknown): Record<string, unknown> {
 
 function validateOptimizer(optimizer: unknown): Record<string, unknown> {
   const where = 'Trainer: optimizer';
-  const o = is.options<OptimizerConfig>(where, optimizer, ['type', 'lr', 'momentum', 'nesterov', 'dampening', 'weightDecay', 'betas', 'eps', 'amsgrad']);
+  const o = is.options<OptimizerConfig>(where, optimizer, ['type', 'lr', 'momentum', 'nesterov', 'dampening', 'weightDecay', 'betas', 'eps', 'amsgrad', 'groups']);
   const out: Record<string, unknown> = { type: is.oneOf(where, 'type', o.type, ['sgd', 'adam', 'adamw'] as const) };
   if (o.lr === undefined) throw new TypeError(`${where}: lr is required`);
   out.lr = is.inRange(where, 'lr', o.lr, 0, Number.MAX_VALUE);
@@ -175,19 +223,45 @@ function validateOptimizer(optimizer: unknown): Record<string, unknown> {
       return v;
     });
   }
+  if (o.groups !== undefined) {
+    if (!Array.isArray(o.groups)) throw is.invalidType(where, 'groups', 'an array of parameter groups', o.groups);
+    out.groups = o.groups.map((g, k) => {
+      const gw = `${where}.groups[${k}]`;
+      const go = is.options<ParameterGroup>(gw, g, ['params', 'lr', 'weightDecay', 'momentum']);
+      const params = typeof go.params === 'string' ? [go.params] : go.params;
+      if (!Array.isArray(params) || params.length === 0 || params.some((p) => typeof p !== 'string' || p.length === 0)) {
+        throw is.invalidType(gw, 'params', 'a name or a non-empty array of names', go.params);
+      }
+      const group: Record<string, unknown> = { params };
+      for (const key of ['lr', 'weightDecay', 'momentum'] as const) {
+        if (go[key] !== undefined) group[key] = is.inRange(gw, key, go[key], 0, Number.MAX_VALUE);
+      }
+      if (go.momentum !== undefined && out.type !== 'sgd') throw new TypeError(`${gw}: momentum is for SGD only`);
+      return group;
+    });
+  }
   return out;
+}
+
+/** @internal The loss as the addon reads it (Trainer and evaluate()). */
+export function lossSpec(loss: unknown): Record<string, unknown> {
+  return validateLoss(loss);
 }
 
 function validateLoss(loss: unknown): Record<string, unknown> {
   const where = 'Trainer: loss';
   if (loss === undefined) return { type: 'cross_entropy' };
-  const o = is.options<LossConfig>(where, loss, ['type', 'labelSmoothing', 'classWeights']);
+  const o = is.options<LossConfig>(where, loss, ['type', 'labelSmoothing', 'classWeights', 'ignoreIndex']);
   const type = is.oneOf(where, 'type', o.type, Object.keys(LOSS_TYPES) as (keyof typeof LOSS_TYPES)[]);
   const out: Record<string, unknown> = { type: LOSS_TYPES[type] };
   if (o.labelSmoothing !== undefined) out.labelSmoothing = is.inRange(where, 'labelSmoothing', o.labelSmoothing, 0, 1);
   if (o.classWeights !== undefined) {
     if (!(o.classWeights instanceof Tensor)) throw is.invalidType(where, 'classWeights', 'a Tensor', o.classWeights);
     out.classWeights = o.classWeights.handle;
+  }
+  if (o.ignoreIndex !== undefined) out.ignoreIndex = is.integer(where, 'ignoreIndex', o.ignoreIndex, Number.MIN_SAFE_INTEGER);
+  if (type === 'model' && (o.labelSmoothing !== undefined || o.classWeights !== undefined)) {
+    throw new TypeError(`${where}: labelSmoothing and classWeights are for the losses the trainer computes, not type 'model'`);
   }
   return out;
 }
@@ -197,39 +271,58 @@ function validateLoss(loss: unknown): Record<string, unknown> {
  * compare it with. Each `step()` is one native call on the thread pool: the clean pass,
  * every attack pass, the exact restores and the optimizer step. The event loop stays free
  * meanwhile; a second call while a step runs on the same module is refused.
+ *
+ * A step runs the module in training mode (dropout on, BatchNorm normalizing with batch
+ * statistics and updating its running ones) and {@link evaluate} in eval mode, whatever
+ * mode the module was saved in; each submodule's own mode is put back afterwards, as
+ * Lightning does. See {@link TrainerOptions.batchNormStats} for the attack passes.
  */
 export class Trainer {
   /** @internal */
   readonly handle: NativeTrainer;
   readonly module: Module;
+  /** @internal The loss as the addon reads it (evaluate() uses the same). */
+  readonly lossSpec: Record<string, unknown>;
+  /** @internal */
+  readonly autocast: 'off' | 'bf16';
 
   constructor(module: Module, options: TrainerOptions) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
-    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss', 'autocast']);
+    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss', 'autocast', 'batchNormStats']);
     if (o.optimizer === undefined) throw new TypeError('Trainer: optimizer is required');
     this.module = module;
-    this.handle = native.trainerNew(
-      module.handle,
-      validateOptimizer(o.optimizer),
-      validateAttack(o.attack ?? { method: 'none' }),
-      validateLoss(o.loss),
-      { autocast: o.autocast === undefined ? 'off' : is.oneOf('Trainer', 'autocast', o.autocast, ['off', 'bf16'] as const) },
-    );
+    this.lossSpec = validateLoss(o.loss);
+    this.autocast = o.autocast === undefined ? 'off' : is.oneOf('Trainer', 'autocast', o.autocast, ['off', 'bf16'] as const);
+    const stats = o.batchNormStats === undefined ? 'every-pass' : is.oneOf('Trainer', 'batchNormStats', o.batchNormStats, ['every-pass', 'clean-pass'] as const);
+    this.handle = native.trainerNew(module.handle, validateOptimizer(o.optimizer), validateAttack(o.attack ?? { method: 'none' }), this.lossSpec, {
+      autocast: this.autocast,
+      freezeBuffersInAttack: stats === 'clean-pass',
+    });
   }
 
-  /** Runs one training step on a batch: `inputs` are the model's forward arguments. */
-  step(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
+  /**
+   * Runs one training step on a batch. `inputs` are the model's forward arguments (by
+   * position or by name; see {@link ForwardInputs}); `target` is what the loss compares
+   * the output with, and may be omitted (or null) with loss type `'model'`.
+   */
+  step(inputs: ForwardInputs, target?: Tensor | null, options?: StepOptions): Promise<StepResult> {
     return rejecting(() => this.startStep(inputs, target, options));
   }
 
-  private startStep(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
+  /** @internal Whether the trainer's loss is the model's own. */
+  get modelLoss(): boolean {
+    return this.lossSpec.type === 'model';
+  }
+
+  private startStep(inputs: ForwardInputs, target: Tensor | null | undefined, options?: StepOptions): Promise<StepResult> {
     const where = 'Trainer.step';
-    const list = Array.isArray(inputs) ? inputs : [inputs];
-    if (list.length === 0) throw is.invalidType(where, 'inputs', 'a Tensor or a non-empty array of Tensors', inputs);
-    list.forEach((t, k) => {
-      if (!(t instanceof Tensor)) throw is.invalidType(where, `inputs[${k}]`, 'a Tensor', t);
-    });
-    if (!(target instanceof Tensor)) throw is.invalidType(where, 'target', 'a Tensor', target);
+    if (Array.isArray(inputs) && inputs.length === 0) throw is.invalidType(where, 'inputs', 'a Tensor or a non-empty array of forward arguments', inputs);
+    const args = nativeInputs(where, inputs);
+    if (target === undefined || target === null) {
+      if (!this.modelLoss) throw is.invalidType(where, 'target', `a Tensor (loss type '${String(this.lossSpec.type)}' compares the output with it)`, target);
+    } else if (!(target instanceof Tensor)) {
+      throw is.invalidType(where, 'target', 'a Tensor', target);
+    }
     const o = is.options<StepOptions>(where, options, ['lr', 'clipGradNorm', 'accumulate', 'lossScale', 'timePhases', 'tokenIds']);
     const native_: Record<string, unknown> = {};
     if (o.lr !== undefined) native_.lr = is.inRange(where, 'lr', o.lr, 0, Number.MAX_VALUE);
@@ -244,7 +337,7 @@ export class Trainer {
       if (!(o.tokenIds instanceof Tensor)) throw is.invalidType(where, 'tokenIds', 'a Tensor', o.tokenIds);
       native_.tokenIds = o.tokenIds.handle;
     }
-    return native.trainerStep(this.handle, list.map((t) => t.handle), target.handle, native_);
+    return native.trainerStep(this.handle, args, target instanceof Tensor ? target.handle : null, native_);
   }
 
   /** Optimizer steps taken (the step index of the mask counters). */

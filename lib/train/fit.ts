@@ -5,7 +5,7 @@ import { StepResult, Trainer } from '../core/trainer';
 import { Logger, LogEvent } from '../logging/types';
 import { Schedule } from './schedule';
 import { CHECKPOINT_VERSION, findLast, restoreCheckpoint, SavedState, writeCheckpoint } from './checkpoints';
-import { evaluate } from './metrics';
+import { evaluate, Metric } from './metrics';
 import { BatchSource, EpochRecord, FitResult } from './types';
 
 export type { Batch, BatchSource, EpochRecord, FitResult, Metrics } from './types';
@@ -37,6 +37,8 @@ export interface FitOptions {
    * 0.5; 1 disables the check. An epoch with no applied optimizer step always stops the run.
    */
   maxSkippedShare?: number;
+  /** The validation metrics (default: evaluate()'s for the trainer's loss); fit's monitors name them `val.<name>`. */
+  metrics?: Metric[];
 }
 
 /**
@@ -62,7 +64,9 @@ function metricValue(name: string, record: EpochRecord): number | undefined {
     case 'val.macroF1':
       return record.validation?.macroF1;
     default:
-      throw new TypeError(`fit: unknown metric '${name}' (known: train.loss, val.loss, val.accuracy, val.macroF1)`);
+      // Any other metric evaluate() measured, by its name.
+      if (name.startsWith('val.') && name.length > 4) return record.validation?.values?.[name.slice(4)];
+      throw new TypeError(`fit: unknown metric '${name}' (known: train.loss, val.loss, val.accuracy, val.macroF1, val.<metric name>)`);
   }
 }
 
@@ -79,7 +83,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   if (!(trainer instanceof Trainer)) throw is.invalidType(where, 'trainer', 'a Trainer', trainer);
   const o = is.options<FitOptions>(where, options, [
     'epochs', 'train', 'validation', 'schedule', 'clipGradNorm', 'accumulate', 'checkpoint', 'earlyStopping', 'resume', 'loggers', 'onBatchEnd', 'onEpochEnd', 'signal',
-    'maxSkippedShare',
+    'maxSkippedShare', 'metrics',
   ]);
   const epochs = is.integer(where, 'epochs', o.epochs, 1);
   if (typeof o.train !== 'function') throw is.invalidType(where, 'train', 'a function (epoch) => batches', o.train);
@@ -186,7 +190,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         seconds: (Date.now() - t0) / 1000,
       };
       if (o.validation) {
-        record.validation = await evaluate(trainer.module, o.validation(epoch));
+        record.validation = await evaluate(trainer, o.validation(epoch), o.metrics ? { metrics: o.metrics } : undefined);
         if (!Number.isFinite(record.validation.loss)) {
           throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
         }

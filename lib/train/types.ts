@@ -1,10 +1,15 @@
 // The types shared by the training loop, its metrics and its checkpoints.
+import { ForwardInputs } from '../core/module';
 import { Tensor } from '../core/tensor';
 
-/** One batch: the model's forward arguments and the target. */
+/**
+ * One batch: the model's forward arguments (by position or by name) and the target. The
+ * target may be omitted when the trainer's loss is the model's own (the labels are then
+ * forward arguments; evaluate() reads a `labels` argument for its metrics).
+ */
 export interface Batch {
-  inputs: Tensor[];
-  target: Tensor;
+  inputs: ForwardInputs;
+  target?: Tensor | null;
 }
 
 /**
@@ -13,12 +18,17 @@ export interface Batch {
  */
 export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
 
-/** Evaluation metrics of a classifier. */
+/** What {@link evaluate} measured. */
 export interface Metrics {
+  /** The mean loss over every non-ignored target (the trainer's loss, or the given one). */
   loss: number;
+  /** The `accuracy` metric (NaN when not measured). */
   accuracy: number;
+  /** The `macroF1` metric (NaN when not measured). */
   macroF1: number;
   examples: number;
+  /** Every metric by name (`accuracy`, `macroF1`, `tokenAccuracy`, `mse`, your own). */
+  values: Record<string, number>;
 }
 
 /** What one epoch did. */

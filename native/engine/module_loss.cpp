@@ -153,7 +153,7 @@ std::string Cause(const std::string& what) {
 // of the wrong dtype and the dtype the model expects. Empty when the failure is not one.
 std::string ExplainDtype(const std::string& cause, const std::vector<BoundArgument>& args, const std::string& where) {
   static const std::regex patterns[] = {
-      std::regex("scalar types: (\\w+)[^;]*; but got torch\\.(\\w+)Tensor"),
+      std::regex("scalar types: (\\w+)[^;]*; but got (?:torch\\.)?(?:CPU|CUDA)?(\\w+?)(?:Tensor|Type) instead"),
       std::regex("[Ee]xpected (?:object of )?scalar type (\\w+) but (?:got|found) (?:scalar type )?(\\w+)"),
   };
   std::smatch m;
@@ -173,7 +173,10 @@ std::string ExplainDtype(const std::string& cause, const std::vector<BoundArgume
     if (!args[i].value.isTensor()) continue;
     const at::ScalarType t = args[i].value.toTensor().scalar_type();
     const bool suspect = found_t != at::ScalarType::Undefined ? t == found_t : (want_int && at::isFloatingType(t));
-    if (suspect) culprits.push_back("'" + args[i].name + "' (argument " + std::to_string(i) + ") is " + c10::toString(t));
+    if (suspect) {
+      const std::string word = DtypeWord(c10::toString(t));
+      culprits.push_back("'" + args[i].name + "' (argument " + std::to_string(i) + ") is " + (word.empty() ? c10::toString(t) : word));
+    }
   }
   std::ostringstream o;
   o << where << ": the model expects " << expected;
