@@ -96,7 +96,7 @@ describe('engine fuzz', () => {
       if (trainer === null) continue;
       trainers++;
       for (let s = 0; s < 3; s++) {
-        const inputs = rnd() < 0.8 ? [pick([t([4, 6]), t([4, 6]), t([4, 6]), t([4, 5]), t([4], 'int64'), t([4, 6], 'float64')])] : pick(values());
+        const inputs = rnd() < 0.8 ? { args: [pick([t([4, 6]), t([4, 6]), t([4, 6]), t([4, 5]), t([4], 'int64'), t([4, 6], 'float64')])] } : pick(values());
         const target = rnd() < 0.7 ? native.full([4], 2, 'int64', 'cpu') : pick([t([4]), t([5], 'int64'), pick(values())]);
         const options = rnd() < 0.5 ? {} : randomObject(STEP_KEYS);
         await check('trainerStep', () => native.trainerStep(trainer as never, inputs as never, target as never, options));
@@ -117,7 +117,7 @@ describe('engine fuzz', () => {
     native.moduleTrain(module, true);
     expect(native.moduleIsBusy(module)).toBe(false);
     const trainer = native.trainerNew(module, { type: 'sgd', lr: 0.01 }, { method: 'none' }, { type: 'cross_entropy' });
-    const r = await native.trainerStep(trainer, [t([4, 6])], native.full([4], 1, 'int64', 'cpu'), {});
+    const r = await native.trainerStep(trainer, { args: [t([4, 6])] }, native.full([4], 1, 'int64', 'cpu'), {});
     expect(r.applied).toBe(true);
   }, 120000);
 });

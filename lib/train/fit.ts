@@ -5,7 +5,7 @@ import { StepResult, Trainer } from '../core/trainer';
 import { Logger, LogEvent } from '../logging/types';
 import { Schedule } from './schedule';
 import { CHECKPOINT_VERSION, findLast, restoreCheckpoint, SavedState, writeCheckpoint } from './checkpoints';
-import { evaluate, Metric } from './metrics';
+import { defaultMetrics, evaluate, Metric } from './metrics';
 import { BatchSource, EpochRecord, FitResult } from './types';
 
 export type { Batch, BatchSource, EpochRecord, FitResult, Metrics } from './types';
@@ -96,8 +96,13 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   const maxSkippedShare = o.maxSkippedShare === undefined ? 0.5 : is.inRange(where, 'maxSkippedShare', o.maxSkippedShare, 0, 1);
   // Settings that cannot work are rejected before the first step.
   const blank: EpochRecord = { epoch: 0, trainLoss: 0, trainAdversarialLoss: [], steps: 0, notApplied: 0, skippedAttacks: 0, seconds: 0 };
+  // The validation metrics fit can monitor: evaluate()'s for the trainer's loss, or the given ones.
+  const measured = new Set(['loss', 'accuracy', 'macroF1', ...(o.metrics ?? defaultMetrics(trainer.lossSpec)).map((m) => m.name)]);
   const checkMonitor = (field: string, metric: string) => {
     metricValue(metric, blank);
+    if (metric.startsWith('val.') && !measured.has(metric.slice(4))) {
+      throw new TypeError(`${where}: unknown metric '${metric}' (known: train.loss, ${[...measured].map((m) => `val.${m}`).join(', ')})`);
+    }
     if (metric.startsWith('val.') && !o.validation) throw new TypeError(`${where}: ${field} '${metric}' needs validation batches (options.validation)`);
   };
   checkMonitor('checkpoint.monitor', monitor);

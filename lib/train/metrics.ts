@@ -165,7 +165,8 @@ export interface EvaluateOptions {
   metrics?: Metric[];
 }
 
-function defaultMetrics(spec: Record<string, unknown>): Metric[] {
+/** @internal evaluate()'s metrics for a loss (as the addon reads it) when none are given. */
+export function defaultMetrics(spec: Record<string, unknown>): Metric[] {
   const ignoreIndex = typeof spec.ignoreIndex === 'number' ? spec.ignoreIndex : -100;
   if (spec.type === 'cross_entropy' || spec.type === 'model') return [accuracy({ ignoreIndex }), f1({ ignoreIndex })];
   if (spec.type === 'mse') return [mse()];

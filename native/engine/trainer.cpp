@@ -155,7 +155,7 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
         TORCH_CHECK(frozen.empty(), "attack.groups[", g, "]: target '", pattern, "' names frozen parameter(s) ",
                     JoinNames(frozen), " (requires_grad is false, so they are not trained or attacked); unfreeze them "
                     "before making the trainer, or drop them from the targets");
-        TORCH_CHECK(false, "attack.groups[", g, "]: target '", pattern, "' matches no parameter; the trainable parameters are: ",
+        TORCH_CHECK(false, "attack.groups[", g, "]: target '", pattern, "' matches no parameter; the parameters are: ",
                     JoinNames(names), frozen_.empty() ? "" : "; frozen: ", JoinNames(frozen_),
                     " (or 'input', 'input[k]', 'input:name' for a float input)");
       }
