@@ -41,7 +41,7 @@ export type {
 export { perturb, Perturbation, dropMask } from './core/perturb';
 export type { PerturbOptions, DropMaskOptions } from './core/perturb';
 export { Module } from './core/module';
-export type { ModuleOutput, ModelSpec } from './core/module';
+export type { ModuleOutput, ModelSpec, ForwardInputs, ForwardValue } from './core/module';
 export { Trainer, ATTACK_METHODS, attackMethodInfo } from './core/trainer';
 export type { AttackMethodInfo, MemoryBytes, ModuleMemory, TrainerMemory } from './core/native';
 export type {
@@ -49,6 +49,7 @@ export type {
   AttackGroup,
   AttackConfig,
   OptimizerConfig,
+  ParameterGroup,
   LossConfig,
   TrainerOptions,
   StepOptions,
@@ -57,6 +58,8 @@ export type {
 export { constantLR, stepLR, cosineLR, linearWarmup } from './train/schedule';
 export type { Schedule } from './train/schedule';
 export { fit, evaluate, TrainingError } from './train/fit';
+export { accuracy, tokenAccuracy, f1, mse } from './train/metrics';
+export type { Metric, EvaluateOptions } from './train/metrics';
 export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './train/fit';
 export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger } from './logging';
 export type { Logger, LogEvent, ProgressOptions, ProgressStream, TensorBoardOptions } from './logging';

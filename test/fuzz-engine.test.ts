@@ -80,7 +80,7 @@ describe('engine fuzz', () => {
         const group: Record<string, unknown> = { targets: [pick(['fc1.weight', 'input', 'fc*', 'out.bias'])], epsilon: 0.5, p: 0.5, relative: false, sparse: 'auto' };
         attack = { method, k: method === 'fgm' || method === 'awp' ? 1 : 2, alpha: 0.1, rho: 0.05, eta: 0.01, seed: 3, groups: method === 'none' ? [] : [group] };
         optimizer = { ...COMPLETE.optimizer, type: pick(['sgd', 'adam', 'adamw']), lr: 0.01 };
-        loss = { type: 'cross_entropy', labelSmoothing: 0 };
+        loss = { type: 'cross_entropy', labelSmoothing: 0, ignoreIndex: -100 };
         const victim = pick([attack, optimizer, loss, group]);
         const keys = victim === attack ? ATTACK_KEYS : victim === optimizer ? OPTIMIZER_KEYS : victim === loss ? LOSS_KEYS : GROUP_KEYS;
         if (rnd() < 0.7) victim[pick(keys)] = pick(values());
@@ -93,13 +93,13 @@ describe('engine fuzz', () => {
       let trainer: unknown = null;
       const show = (o: unknown) => JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `${v}n` : v));
       await check(`trainerNew(${show(optimizer)}, ${show(attack)})`, () => {
-        trainer = native.trainerNew(module, optimizer, attack, loss, { autocast: 'off' });
+        trainer = native.trainerNew(module, optimizer, attack, loss, { autocast: 'off', freezeBuffersInAttack: false });
         return trainer;
       });
       if (trainer === null) continue;
       trainers++;
       for (let s = 0; s < 3; s++) {
-        const inputs = rnd() < 0.8 ? [pick([t([4, 6]), t([4, 6]), t([4, 6]), t([4, 5]), t([4], 'int64'), t([4, 6], 'float64')])] : pick(values());
+        const inputs = rnd() < 0.8 ? { args: [pick([t([4, 6]), t([4, 6]), t([4, 6]), t([4, 5]), t([4], 'int64'), t([4, 6], 'float64')])] } : pick(values());
         const target = rnd() < 0.7 ? native.full([4], 2, 'int64', 'cpu') : pick([t([4]), t([5], 'int64'), pick(values())]);
         const options = rnd() < 0.5 ? {} : randomObject(STEP_KEYS);
         await check('trainerStep', () => native.trainerStep(trainer as never, inputs as never, target as never, options));
@@ -119,8 +119,8 @@ describe('engine fuzz', () => {
     native.moduleTo(module, 'cpu', 'float32');
     native.moduleTrain(module, true);
     expect(native.moduleIsBusy(module)).toBe(false);
-    const trainer = native.trainerNew(module, { ...COMPLETE.optimizer, type: 'sgd', lr: 0.01 }, COMPLETE.attack, { type: 'cross_entropy', labelSmoothing: 0 }, { autocast: 'off' });
-    const r = await native.trainerStep(trainer, [t([4, 6])], native.full([4], 1, 'int64', 'cpu'), {});
+    const trainer = native.trainerNew(module, { ...COMPLETE.optimizer, type: 'sgd', lr: 0.01 }, COMPLETE.attack, { type: 'cross_entropy', labelSmoothing: 0, ignoreIndex: -100 }, { autocast: 'off', freezeBuffersInAttack: false });
+    const r = await native.trainerStep(trainer, { args: [t([4, 6])] }, native.full([4], 1, 'int64', 'cpu'), {});
     expect(r.applied).toBe(true);
   }, 120000);
 });

@@ -84,7 +84,7 @@ describe('Promise APIs reject on bad arguments (never throw synchronously)', () 
     ["Module.load('')", () => Module.load(''), TypeError, /Module\.load: path/],
     ['Module.load(missing)', () => Module.load(path.join(tmp, 'missing.pt')), TorchError, /cannot open/],
     ['Module.save(null)', () => m.save(null as never), TypeError, /Module\.save: path must be a file path/],
-    ["Module.forward('x')", () => m.forward('x' as never), TypeError, /Module\.forward: inputs\[0\] must be a Tensor/],
+    ["Module.forward('x')", () => m.forward('x' as never), TypeError, /Module\.forward: inputs must be a Tensor, an array of forward arguments or an object of named arguments, got string/],
     ['Module.forward(grad: 3)', () => m.forward(x(), { grad: 3 as never }), TypeError, /grad/],
     ['Module.forward(unknown option)', () => m.forward(x(), { nope: 1 } as never), TypeError, /nope/],
     ['Trainer.step([])', () => t.step([], y()), TypeError, /Trainer\.step: inputs must be a Tensor or a non-empty array/],

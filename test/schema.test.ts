@@ -91,8 +91,11 @@ describe('defaults and limits agree with the engine', () => {
     const module = Module.build({ kind: 'mlp', inputDim: 3, hiddenSizes: [4], numClasses: 2 }, { seed: 1 });
     const full = resolveTrainerOptions({});
     const native_ = (o: object, a: object, l: object, s: object) => native.trainerNew(module.handle, o, a, l, s);
-    const loss = { type: 'cross_entropy', labelSmoothing: 0 };
-    expect(() => native_(full.optimizer, full.attack, loss, { autocast: 'off' })).not.toThrow();
+    const loss = { type: 'cross_entropy', labelSmoothing: 0, ignoreIndex: -100 };
+    const settings = { autocast: 'off', freezeBuffersInAttack: false };
+    expect(() => native_(full.optimizer, full.attack, loss, settings)).not.toThrow();
+    expect(() => native_(full.optimizer, full.attack, { type: 'cross_entropy', labelSmoothing: 0 }, settings)).toThrow(/loss\.ignoreIndex is required/);
+    expect(() => native_(full.optimizer, full.attack, loss, { autocast: 'off' })).toThrow(/Trainer\.freezeBuffersInAttack is required/);
     expect(() => native_({ type: 'adam', lr: 0.1 }, full.attack, loss, { autocast: 'off' })).toThrow(/optimizer\.momentum is required/);
     expect(() => native_(full.optimizer, { method: 'none' }, loss, { autocast: 'off' })).toThrow(/attack\.k is required/);
     expect(() => native_(full.optimizer, full.attack, {}, { autocast: 'off' })).toThrow(/loss\.type is required/);

@@ -15,11 +15,20 @@ import {
   setNumThreads,
   stack,
   Tensor,
-  tensor,
+  tensor as tensorOf,
   TorchError,
   where,
   zeros,
 } from '../lib';
+
+type TensorData = Parameters<typeof tensorOf>[0];
+type TensorOptions = Parameters<typeof tensorOf>[1];
+const allBooleans = (d: unknown): boolean => (Array.isArray(d) ? d.every(allBooleans) : typeof d === 'boolean');
+// The tests below compute with float data written as integer literals; tensor() makes
+// those int64 (as torch.tensor does), so they ask for float32 unless they give a dtype.
+// The creation tests call tensorOf() itself.
+const tensor = (data: TensorData, options?: TensorOptions) =>
+  tensorOf(data, options?.dtype !== undefined || ArrayBuffer.isView(data) || allBooleans(data) ? options : { ...options, dtype: 'float32' });
 import * as v8 from 'v8';
 import * as vm from 'vm';
 
@@ -171,7 +180,15 @@ describe('creation', () => {
     expect(f32(tensor([1 + 2 ** -9], { dtype: 'bfloat16' }))[0]).toBe(1);
   });
 
-  test('booleans infer bool; mixing numbers gives float32', () => {
+  test('as torch.tensor: booleans infer bool, integers int64, any fraction float32', () => {
+    const ints = tensorOf([[1, 2], [3, -4]]);
+    expect(ints.dtype).toBe('int64');
+    expect(ints.toArray()).toEqual([[1, 2], [3, -4]]);
+    expect(tensorOf(7).dtype).toBe('int64');
+    expect(tensorOf([1, 2.5]).dtype).toBe('float32');
+    expect(tensorOf([1, 2], { dtype: 'float64' }).dtype).toBe('float64');
+    expect(tensorOf([true, 2]).dtype).toBe('int64'); // torch.tensor([True, 2]) is int64
+    expect(tensorOf([true, 2.5]).dtype).toBe('float32');
     const b = tensor([true, false, true]);
     expect(b.dtype).toBe('bool');
     expect(Array.from(u8(b))).toEqual([1, 0, 1]);
@@ -179,7 +196,7 @@ describe('creation', () => {
     const nested = tensor([[true], [false]]);
     expect(nested.dtype).toBe('bool');
     expect(nested.shape).toEqual([2, 1]);
-    const mixed = tensor([true, 2]);
+    const mixed = tensor([true, 2]); // float32 asked for
     expect(mixed.dtype).toBe('float32');
     expect(arr(mixed)).toEqual([1, 2]);
     expect(tensor(true).dtype).toBe('bool');
@@ -892,7 +909,7 @@ describe('errors name the argument', () => {
     expect(e7.message).toMatch(/data/);
     const e8 = thrown(() => tensor([1.5], { dtype: 'int64' }), TypeError);
     expect(e8.message).toMatch(/data/);
-    const e9 = thrown(() => tensor([1], null as never), TypeError);
+    const e9 = thrown(() => tensorOf([1], null as never), TypeError);
     expect(e9.message).toMatch(/options/);
     const e10 = thrown(() => tensor([1], { shape: [1] }), TypeError);
     expect(e10.message).toMatch(/shape/);

@@ -3,8 +3,40 @@ import { rejecting } from './errors';
 import { native, ModuleMemory, NativeModule } from './native';
 import { DType, Device, DTYPES, Tensor, deviceArg } from './tensor';
 
-/** What a model's forward returns: a tensor, or (nested) lists/tuples of values. */
-export type ModuleOutput = Tensor | number | boolean | string | null | ModuleOutput[];
+/** What a model's forward returns: a tensor, or (nested) lists/tuples and dicts of values. */
+export type ModuleOutput = Tensor | number | boolean | string | null | ModuleOutput[] | { [key: string]: ModuleOutput };
+
+/**
+ * One forward argument, as TorchScript types it: a Tensor, a number (int or float), a
+ * boolean, a string, `null` (None), an array (List or Tuple) or a plain object (a Dict
+ * with str keys). Each is converted to the type forward's signature declares; a mismatch
+ * is a TypeError naming the argument.
+ */
+export type ForwardValue = Tensor | number | bigint | boolean | string | null | ForwardValue[] | { [key: string]: ForwardValue };
+
+/**
+ * A model's forward arguments: one Tensor, an array (by position), or a plain object (by
+ * name, as Python keyword arguments: keyword-only and optional arguments included;
+ * omitted ones take their defaults).
+ */
+export type ForwardInputs = Tensor | ForwardValue[] | { [name: string]: ForwardValue };
+
+/** @internal Forward arguments as the addon reads them: `{args, kwargs}` with native handles. */
+export function nativeInputs(where: string, inputs: unknown): { args?: unknown[]; kwargs?: Record<string, unknown> } {
+  const convert = (v: unknown, at: string): unknown => {
+    if (v instanceof Tensor) return v.handle;
+    if (v === null || v === undefined || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || typeof v === 'string') return v ?? null;
+    if (Array.isArray(v)) return v.map((e, k) => convert(e, `${at}[${k}]`));
+    if (is.isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, e]) => [k, convert(e, `${at}.${k}`)]));
+    throw is.invalidType(where, at, 'a Tensor, number, boolean, string, null, array or plain object', v);
+  };
+  if (inputs instanceof Tensor) return { args: [inputs.handle] };
+  if (Array.isArray(inputs)) return { args: inputs.map((v, k) => convert(v, `inputs[${k}]`)) };
+  if (is.isPlainObject(inputs)) {
+    return { kwargs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, convert(v, `inputs.${k}`)])) };
+  }
+  throw is.invalidType(where, 'inputs', 'a Tensor, an array of forward arguments or an object of named arguments', inputs);
+}
 
 /** Options shared by the built-in models. */
 interface ModelBase {
@@ -88,8 +120,14 @@ const MODEL_KEYS: Record<ModelSpec['kind'], string[]> = {
 };
 const TEXT_KEYS = ['vocabSize', 'embedDim', 'paddingIdx', 'pretrainedEmbedding', 'freezeEmbedding'];
 
-function wrapOutput(v: unknown): ModuleOutput {
+/** @internal A forward's output from the addon: dicts come as plain objects, tensors as handles. */
+export function wrapOutput(v: unknown): ModuleOutput {
   if (Array.isArray(v)) return v.map(wrapOutput);
+  // Tensors come as NativeTensor handles; dicts as plain objects (made in the addon's
+  // context, so their prototype need not be this context's Object.prototype).
+  if (v !== null && typeof v === 'object' && (v as object).constructor?.name !== 'NativeTensor') {
+    return Object.fromEntries(Object.entries(v).map(([k, e]) => [k, wrapOutput(e)]));
+  }
   if (v !== null && typeof v === 'object') return new Tensor(v as never);
   return v as ModuleOutput;
 }
@@ -163,18 +201,18 @@ export class Module {
   }
 
   /**
-   * Runs the model's forward on the thread pool. Without `grad: true` no autograd graph
-   * is recorded (inference).
+   * Runs the model's forward on the thread pool, in the module's current mode (see
+   * {@link train}). `inputs` are its arguments by position (an array) or by name (an
+   * object); see {@link ForwardInputs}. Without `grad: true` no autograd graph is recorded
+   * (inference). A dtype mismatch inside forward is a TorchError whose first line names the
+   * argument and the dtype the model expects.
    */
-  forward(inputs: Tensor | Tensor[], options?: { grad?: boolean }): Promise<ModuleOutput> {
+  forward(inputs: ForwardInputs, options?: { grad?: boolean }): Promise<ModuleOutput> {
     return rejecting(() => {
-      const list = Array.isArray(inputs) ? inputs : [inputs];
-      list.forEach((t, k) => {
-        if (!(t instanceof Tensor)) throw is.invalidType('Module.forward', `inputs[${k}]`, 'a Tensor', t);
-      });
+      const args = nativeInputs('Module.forward', inputs);
       const o = is.options<{ grad: boolean }>('Module.forward', options, ['grad']);
       const grad = o.grad === undefined ? false : is.boolean('Module.forward', 'grad', o.grad);
-      return native.moduleForward(this.handle, list.map((t) => t.handle), grad).then(wrapOutput);
+      return native.moduleForward(this.handle, args, grad).then(wrapOutput);
     });
   }
 

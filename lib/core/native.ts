@@ -278,7 +278,8 @@ export interface Binding {
 
   moduleLoad(path: string, device?: string | null): Promise<NativeModule>;
   moduleSave(m: NativeModule, path: string): Promise<void>;
-  moduleForward(m: NativeModule, inputs: T[], grad: boolean): Promise<unknown>;
+  moduleForward(m: NativeModule, inputs: object, grad: boolean): Promise<unknown>;
+  moduleEvaluate(m: NativeModule, inputs: object, target: T | null, loss: object, settings: object): Promise<{ loss: number; count: number; logits: T | null }>;
   moduleNamedParameters(m: NativeModule): { name: string; tensor: T }[];
   moduleStateDict(m: NativeModule): { name: string; tensor: T }[];
   moduleLoadStateDict(m: NativeModule, state: { name: string; tensor: T }[], strict: boolean): void;
@@ -294,7 +295,7 @@ export interface Binding {
   attackMethods(): AttackMethodInfo[];
   engineDefaults(): EngineDefaults;
   trainerNew(m: NativeModule, optimizer: object, attack: object, loss: object, settings?: object): NativeTrainer;
-  trainerStep(t: NativeTrainer, inputs: T[], target: T, options: object): Promise<StepResult>;
+  trainerStep(t: NativeTrainer, inputs: object, target: T | null, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;
   trainerSaveState(t: NativeTrainer, path: string): Promise<void>;

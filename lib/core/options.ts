@@ -24,7 +24,22 @@ export const MAX_GROUPS = 255;
 /** The optimizers the engine builds. */
 export const OPTIMIZER_TYPES = ['sgd', 'adam', 'adamw'] as const;
 /** The losses, as the options name them. */
-export const LOSS_TYPES = ['crossEntropy', 'bceWithLogits', 'mse'] as const;
+export const LOSS_TYPES = ['crossEntropy', 'bceWithLogits', 'mse', 'model'] as const;
+
+/** Settings of a group of parameters chosen by name (optimizer.groups). */
+export const parameterGroupSchema = () =>
+  Type.Object(
+    {
+      params: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+        errorMessage: 'must be a name or a non-empty array of names',
+        description: 'parameter names, globs or /regexes/, as attack targets; a parameter joins the first group that matches it',
+      }),
+      lr: Type.Optional(Type.Number({ minimum: 0, description: "this group's learning rate (a step's lr scales it by the optimizer's ratio)" })),
+      weightDecay: Type.Optional(Type.Number({ minimum: 0, description: "this group's weight decay" })),
+      momentum: Type.Optional(Type.Number({ minimum: 0, description: "this group's momentum (SGD only)" })),
+    },
+    { additionalProperties: false },
+  );
 
 /** Optimizer settings. */
 export const optimizerSchema = (extra: Record<string, unknown> = {}) =>
@@ -46,6 +61,7 @@ export const optimizerSchema = (extra: Record<string, unknown> = {}) =>
       ),
       eps: defaulted(Type.Number({ exclusiveMinimum: 0, default: 1e-8, description: 'Adam, AdamW: added to the denominator' })),
       amsgrad: defaulted(Type.Boolean({ default: false, description: 'Adam, AdamW: the AMSGrad variant' })),
+      groups: defaulted(Type.Array(parameterGroupSchema(), { default: [], description: 'per-group settings by parameter name (e.g. no weight decay on biases and norms)' })),
     },
     {
       additionalProperties: false,
@@ -66,8 +82,11 @@ export const optimizerSchema = (extra: Record<string, unknown> = {}) =>
 export const lossSchema = (extra: Record<string, unknown> = {}) =>
   Type.Object(
     {
-      type: defaulted(StringEnum(LOSS_TYPES, { default: 'crossEntropy', description: 'the loss' })),
+      type: defaulted(StringEnum(LOSS_TYPES, { default: 'crossEntropy', description: "the loss; 'model': the loss the model's forward returns (a scalar, a tuple's first item or a dict's 'loss')" })),
       labelSmoothing: defaulted(Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'crossEntropy: label smoothing' })),
+      ignoreIndex: defaulted(
+        Type.Integer({ minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, default: -100, description: 'crossEntropy: the target value that counts for nothing (padding, unmasked tokens), as PyTorch' }),
+      ),
     },
     { additionalProperties: false, description: 'the loss (classWeights, a Tensor, is an API option)', ...extra },
   );
@@ -78,7 +97,7 @@ export const groupSchema = () =>
     {
       targets: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
         errorMessage: 'must be a name or a non-empty array of names',
-        description: "what to attack: parameter names, globs (rnn.weight_*), regexes written /…/, or 'input' for the batch's first (float) input",
+        description: "what to attack: parameter names, globs (rnn.weight_*), regexes written /…/, or a float input of the model: 'input' (forward's first argument), 'input[k]' (its k-th) or 'input:name'",
       }),
       epsilon: Type.Optional(Type.Number({ minimum: 0, description: 'radius of the step (absolute, or relative to ‖w‖ with relative); required by the methods that read it' })),
       p: defaulted(Type.Number({ minimum: 0, maximum: 1, default: 1, description: 'DropAttack: probability that an element is attacked' })),
@@ -135,6 +154,9 @@ export const attackSchema = (extra: Record<string, unknown> = {}) =>
 /** Autocast settings of the forward passes. */
 export const AUTOCAST = ['off', 'bf16'] as const;
 
+/** What BatchNorm's running statistics see during a step. */
+export const BATCH_NORM_STATS = ['every-pass', 'clean-pass'] as const;
+
 /** The options of `new Trainer()` that JSON can hold (loss.classWeights, a Tensor, aside). */
 export const trainerSchema = () =>
   Type.Object(
@@ -143,6 +165,12 @@ export const trainerSchema = () =>
       attack: defaulted(attackSchema({ default: {} })),
       loss: defaulted(lossSchema({ default: {} })),
       autocast: defaulted(StringEnum(AUTOCAST, { default: 'off', description: "'bf16': forward passes under autocast to bfloat16" })),
+      batchNormStats: defaulted(
+        StringEnum(BATCH_NORM_STATS, {
+          default: 'every-pass',
+          description: "what BatchNorm's running statistics see: 'every-pass' (the clean and every attack pass, as a PyTorch loop) or 'clean-pass'",
+        }),
+      ),
     },
     { additionalProperties: false },
   );

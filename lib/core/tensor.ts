@@ -584,6 +584,10 @@ function flatten(where: string, data: NestedArray): { values: (number | boolean)
  * not copied, as `torch.from_numpy` does: writes through either side are seen by the
  * other, and the tensor keeps the array alive. Other combinations are converted with
  * exactly one copy. Do not transfer (postMessage) a shared buffer while the tensor lives.
+ *
+ * Nested arrays and numbers follow `torch.tensor`: without `dtype`, booleans give bool,
+ * integers only (`[[1, 2]]`) give int64 (ids and labels), and any fractional value gives
+ * float32. Pass `{ dtype: 'float32' }` for float data written as integers.
  */
 export function tensor(data: ArrayBufferView | NestedArray, options?: TensorOptions): Tensor {
   const where = 'tensor';
@@ -608,7 +612,9 @@ export function tensor(data: ArrayBufferView | NestedArray, options?: TensorOpti
   } else if (typeof data === 'number' || typeof data === 'boolean' || Array.isArray(data)) {
     const flat = flatten(where, data);
     if (o.shape !== undefined) throw new TypeError(`${where}: shape is taken from nested arrays; omit the shape option`);
-    const dtype = o.dtype === undefined ? (flat.bool ? 'bool' : 'float32') : dtypeArg(where, o.dtype);
+    // As torch.tensor: booleans give bool, integers only give int64, any fraction float32.
+    const integers = flat.values.every((v) => typeof v === 'boolean' || Number.isSafeInteger(v));
+    const dtype = o.dtype === undefined ? (flat.bool ? 'bool' : integers ? 'int64' : 'float32') : dtypeArg(where, o.dtype);
     const numbers = flat.values.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
     let ta: NativeTypedArray;
     if (dtype === 'float64') ta = Float64Array.from(numbers);

@@ -1,8 +1,8 @@
 import * as is from './is';
 import { rejecting } from './errors';
-import { Module } from './module';
+import { ForwardInputs, Module, nativeInputs } from './module';
 import { native, AttackMethodInfo, NativeTrainer, StepResult, TrainerMemory } from './native';
-import { attackSchema, groupSchema, lossSchema, METHOD_INFO, optimizerSchema, trainerSchema } from './options';
+import { attackSchema, groupSchema, lossSchema, METHOD_INFO, optimizerSchema, parameterGroupSchema, trainerSchema } from './options';
 import { apiError, Checker, Resolved, Static } from './schema';
 
 export type { StepResult } from './native';
@@ -40,10 +40,28 @@ export type AttackGroup = Static<ReturnType<typeof groupSchema>>;
  */
 export type AttackConfig = Omit<Static<ReturnType<typeof attackSchema>>, 'seed' | 'method'> & { method?: AttackMethod; seed?: number | bigint };
 
+/**
+ * Settings of one group of parameters, chosen by name (e.g. no weight decay on biases
+ * and norms: `{ params: ['*.bias', '/norm/'], weightDecay: 0 }`). A parameter joins the
+ * first group whose pattern matches it; the others keep the optimizer's settings. A
+ * group's `lr` is scaled by a step's `lr` (a schedule) by the same ratio as the optimizer's.
+ */
+export type ParameterGroup = Static<ReturnType<typeof parameterGroupSchema>>;
+
 /** Optimizer settings (default: Adam, lr 1e-3; docs/config.md lists every default). */
 export type OptimizerConfig = Static<ReturnType<typeof optimizerSchema>>;
 
-/** The loss between the model's output and the batch's target (mean over the batch). */
+/**
+ * The loss of a batch (a mean). `crossEntropy`, `bceWithLogits` and `mse` compare the
+ * model's output with the batch's target; the output is the forward's tensor, the first
+ * item of a tuple, or a dict's `'logits'` entry. `model` takes the loss the model computes
+ * itself (Hugging Face style): the forward's scalar output, the first item of a tuple,
+ * or a dict's `'loss'` entry, with the labels passed as forward arguments.
+ *
+ * Cross-entropy takes `[B, C]` logits with `[B]` targets, token-level `[B, T, C]` logits
+ * with `[B, T]` targets (sequence labelling, language models), or PyTorch's `[B, C, …]`
+ * layout; targets equal to `ignoreIndex` (default -100, as PyTorch) count for nothing.
+ */
 export type LossConfig = Static<ReturnType<typeof lossSchema>> & {
   /** crossEntropy: a weight per class. */
   classWeights?: Tensor;
@@ -64,6 +82,14 @@ export interface TrainerOptions {
   loss?: LossConfig;
   /** Default `'off'`. */
   autocast?: 'off' | 'bf16';
+  /**
+   * What BatchNorm's running statistics (and any buffer forward updates) see during a
+   * step. `'every-pass'` (default): the clean pass and every attack pass update them, as
+   * a PyTorch DropAttack loop does. `'clean-pass'`: the attack passes run with the
+   * statistics as the clean pass left them and leave them so, as if each batch were
+   * seen once. Either way, each pass normalizes with its own batch statistics.
+   */
+  batchNormStats?: 'every-pass' | 'clean-pass';
 }
 
 /** Trainer options with every default filled in (what the engine receives). */
@@ -81,11 +107,16 @@ export interface StepOptions {
   lossScale?: number;
   /** Report the time spent per phase. */
   timePhases?: boolean;
-  /** Token ids for the row-sparse embedding path; default: the first input when it is int64. */
+  /**
+   * Token ids for the row-sparse embedding path. Default: the int64 forward argument
+   * named `input_ids`, `token_ids`, `tokens` or `ids` when exactly one is, else the only
+   * int64 argument; with `sparse: 'auto'` also the first argument when it is int64 (its
+   * rows are checked against the gradient first).
+   */
   tokenIds?: Tensor;
 }
 
-const NATIVE_LOSS = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse' } as const;
+const NATIVE_LOSS = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse', model: 'model' } as const;
 const TRAINER_OPTIONS = new Checker(trainerSchema());
 
 /**
@@ -110,12 +141,32 @@ export function resolveTrainerOptions(options: unknown, where = 'Trainer'): Reso
     classWeights = w;
     o.loss = rest;
   }
+  if (is.isPlainObject(o.loss) && o.loss.type === 'model' && (o.loss.labelSmoothing !== undefined || classWeights !== undefined)) {
+    throw new TypeError(`${where}: loss: labelSmoothing and classWeights are for the losses the trainer computes, not type 'model'`);
+  }
   const { value, issue } = TRAINER_OPTIONS.resolve(o);
   if (issue) throw apiError(where, issue);
+  const groups = (value as ResolvedTrainerOptions).optimizer.groups;
+  groups.forEach((g, k) => {
+    if (g.momentum !== undefined && (value as ResolvedTrainerOptions).optimizer.type !== 'sgd') {
+      throw new TypeError(`${where}: optimizer.groups[${k}]: momentum is for SGD only`);
+    }
+  });
   const r = value as ResolvedTrainerOptions & { loss: { classWeights?: Tensor }; attack: { seed: number | bigint } };
   if (seed !== undefined) (r.attack as { seed: number | bigint }).seed = seed;
   if (classWeights) r.loss.classWeights = classWeights;
   return r;
+}
+
+/** The loss as the addon reads it (native loss names, classWeights as a handle). */
+function nativeLoss(loss: ResolvedTrainerOptions['loss'] & { classWeights?: Tensor }): Record<string, unknown> {
+  const { classWeights, type, ...rest } = loss;
+  return { ...rest, type: NATIVE_LOSS[type], ...(classWeights ? { classWeights: classWeights.handle } : {}) };
+}
+
+/** @internal The loss as the addon reads it, from loss options (evaluate() of a Module). */
+export function lossSpec(loss: unknown, where = 'evaluate'): Record<string, unknown> {
+  return nativeLoss(resolveTrainerOptions({ loss }, where).loss);
 }
 
 /**
@@ -123,42 +174,60 @@ export function resolveTrainerOptions(options: unknown, where = 'Trainer'): Reso
  * compare it with. Each `step()` is one native call on the thread pool: the clean pass,
  * every attack pass, the exact restores and the optimizer step. The event loop stays free
  * meanwhile; a second call while a step runs on the same module is refused.
+ *
+ * A step runs the module in training mode (dropout on, BatchNorm normalizing with batch
+ * statistics and updating its running ones) and {@link evaluate} in eval mode, whatever
+ * mode the module was saved in; each submodule's own mode is put back afterwards, as
+ * Lightning does. See {@link TrainerOptions.batchNormStats} for the attack passes.
  */
 export class Trainer {
   /** @internal */
   readonly handle: NativeTrainer;
   /** The module it trains. */
   readonly module: Module;
+  /** @internal The loss as the addon reads it (evaluate() uses the same). */
+  readonly lossSpec: Record<string, unknown>;
+  /** @internal */
+  readonly autocast: 'off' | 'bf16';
 
   constructor(module: Module, options: TrainerOptions = {}) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
     const o = resolveTrainerOptions(options);
     this.module = module;
+    this.lossSpec = nativeLoss(o.loss);
+    this.autocast = o.autocast;
     // The engine gets every field (the binding holds no defaults); targets as a list.
     const attack = { ...o.attack, groups: o.attack.groups.map((g) => ({ ...g, targets: typeof g.targets === 'string' ? [g.targets] : g.targets })) };
-    const { classWeights, type, ...loss } = o.loss;
-    this.handle = native.trainerNew(
-      module.handle,
-      o.optimizer,
-      attack,
-      { ...loss, type: NATIVE_LOSS[type], ...(classWeights ? { classWeights: classWeights.handle } : {}) },
-      { autocast: o.autocast },
-    );
+    const optimizer = { ...o.optimizer, groups: o.optimizer.groups.map((g) => ({ ...g, params: typeof g.params === 'string' ? [g.params] : g.params })) };
+    this.handle = native.trainerNew(module.handle, optimizer, attack, this.lossSpec, {
+      autocast: o.autocast,
+      freezeBuffersInAttack: o.batchNormStats === 'clean-pass',
+    });
   }
 
-  /** Runs one training step on a batch: `inputs` are the model's forward arguments. */
-  step(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
+  /**
+   * Runs one training step on a batch. `inputs` are the model's forward arguments (by
+   * position or by name; see {@link ForwardInputs}); `target` is what the loss compares
+   * the output with, and may be omitted (or null) with loss type `'model'`.
+   */
+  step(inputs: ForwardInputs, target?: Tensor | null, options?: StepOptions): Promise<StepResult> {
     return rejecting(() => this.startStep(inputs, target, options));
   }
 
-  private startStep(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
+  /** @internal Whether the trainer's loss is the model's own. */
+  get modelLoss(): boolean {
+    return this.lossSpec.type === 'model';
+  }
+
+  private startStep(inputs: ForwardInputs, target: Tensor | null | undefined, options?: StepOptions): Promise<StepResult> {
     const where = 'Trainer.step';
-    const list = Array.isArray(inputs) ? inputs : [inputs];
-    if (list.length === 0) throw is.invalidType(where, 'inputs', 'a Tensor or a non-empty array of Tensors', inputs);
-    list.forEach((t, k) => {
-      if (!(t instanceof Tensor)) throw is.invalidType(where, `inputs[${k}]`, 'a Tensor', t);
-    });
-    if (!(target instanceof Tensor)) throw is.invalidType(where, 'target', 'a Tensor', target);
+    if (Array.isArray(inputs) && inputs.length === 0) throw is.invalidType(where, 'inputs', 'a Tensor or a non-empty array of forward arguments', inputs);
+    const args = nativeInputs(where, inputs);
+    if (target === undefined || target === null) {
+      if (!this.modelLoss) throw is.invalidType(where, 'target', `a Tensor (loss type '${String(this.lossSpec.type)}' compares the output with it)`, target);
+    } else if (!(target instanceof Tensor)) {
+      throw is.invalidType(where, 'target', 'a Tensor', target);
+    }
     const o = is.options<StepOptions>(where, options, ['lr', 'clipGradNorm', 'accumulate', 'lossScale', 'timePhases', 'tokenIds']);
     const native_: Record<string, unknown> = {};
     if (o.lr !== undefined) native_.lr = is.inRange(where, 'lr', o.lr, 0, Number.MAX_VALUE);
@@ -173,7 +242,7 @@ export class Trainer {
       if (!(o.tokenIds instanceof Tensor)) throw is.invalidType(where, 'tokenIds', 'a Tensor', o.tokenIds);
       native_.tokenIds = o.tokenIds.handle;
     }
-    return native.trainerStep(this.handle, list.map((t) => t.handle), target.handle, native_);
+    return native.trainerStep(this.handle, args, target instanceof Tensor ? target.handle : null, native_);
   }
 
   /** Optimizer steps taken (the step index of the mask counters). */

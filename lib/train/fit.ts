@@ -5,7 +5,7 @@ import { StepResult, Trainer } from '../core/trainer';
 import { Logger, LogEvent } from '../logging/types';
 import { Schedule } from './schedule';
 import { CHECKPOINT_VERSION, findLast, restoreCheckpoint, SavedState, writeCheckpoint } from './checkpoints';
-import { evaluate } from './metrics';
+import { defaultMetrics, evaluate, Metric } from './metrics';
 import { BatchSource, EpochRecord, FitResult } from './types';
 
 export type { Batch, BatchSource, EpochRecord, FitResult, Metrics } from './types';
@@ -61,6 +61,8 @@ export interface FitOptions {
    * 0.5; 1 disables the check. An epoch with no applied optimizer step always stops the run.
    */
   maxSkippedShare?: number;
+  /** The validation metrics (default: evaluate()'s for the trainer's loss); fit's monitors name them `val.<name>`. */
+  metrics?: Metric[];
 }
 
 /**
@@ -86,7 +88,9 @@ function metricValue(name: string, record: EpochRecord): number | undefined {
     case 'val.macroF1':
       return record.validation?.macroF1;
     default:
-      throw new TypeError(`fit: unknown metric '${name}' (known: train.loss, val.loss, val.accuracy, val.macroF1)`);
+      // Any other metric evaluate() measured, by its name.
+      if (name.startsWith('val.') && name.length > 4) return record.validation?.values?.[name.slice(4)];
+      throw new TypeError(`fit: unknown metric '${name}' (known: train.loss, val.loss, val.accuracy, val.macroF1, val.<metric name>)`);
   }
 }
 
@@ -111,7 +115,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   if (!(trainer instanceof Trainer)) throw is.invalidType(where, 'trainer', 'a Trainer', trainer);
   const o = is.options<FitOptions>(where, options, [
     'epochs', 'train', 'validation', 'schedule', 'clipGradNorm', 'accumulate', 'checkpoint', 'earlyStopping', 'resume', 'loggers', 'onBatchEnd', 'onEpochEnd', 'signal',
-    'maxSkippedShare',
+    'maxSkippedShare', 'metrics',
   ]);
   const epochs = is.integer(where, 'epochs', o.epochs, 1);
   if (typeof o.train !== 'function') throw is.invalidType(where, 'train', 'a function (epoch) => batches', o.train);
@@ -124,8 +128,13 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
   const maxSkippedShare = o.maxSkippedShare === undefined ? 0.5 : is.inRange(where, 'maxSkippedShare', o.maxSkippedShare, 0, 1);
   // Settings that cannot work are rejected before the first step.
   const blank: EpochRecord = { epoch: 0, trainLoss: 0, trainAdversarialLoss: [], steps: 0, notApplied: 0, skippedAttacks: 0, seconds: 0 };
+  // The validation metrics fit can monitor: evaluate()'s for the trainer's loss, or the given ones.
+  const measured = new Set(['loss', 'accuracy', 'macroF1', ...(o.metrics ?? defaultMetrics(trainer.lossSpec)).map((m) => m.name)]);
   const checkMonitor = (field: string, metric: string) => {
     metricValue(metric, blank);
+    if (metric.startsWith('val.') && !measured.has(metric.slice(4))) {
+      throw new TypeError(`${where}: unknown metric '${metric}' (known: train.loss, ${[...measured].map((m) => `val.${m}`).join(', ')})`);
+    }
     if (metric.startsWith('val.') && !o.validation) throw new TypeError(`${where}: ${field} '${metric}' needs validation batches (options.validation)`);
   };
   checkMonitor('checkpoint.monitor', monitor);
@@ -218,7 +227,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         seconds: (Date.now() - t0) / 1000,
       };
       if (o.validation) {
-        record.validation = await evaluate(trainer.module, o.validation(epoch));
+        record.validation = await evaluate(trainer, o.validation(epoch), o.metrics ? { metrics: o.metrics } : undefined);
         if (!Number.isFinite(record.validation.loss)) {
           throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
         }

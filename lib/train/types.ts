@@ -1,12 +1,17 @@
 // The types shared by the training loop, its metrics and its checkpoints.
+import { ForwardInputs } from '../core/module';
 import { Tensor } from '../core/tensor';
 
-/** One batch: the model's forward arguments and the target. */
+/**
+ * One batch: the model's forward arguments (by position or by name) and the target. The
+ * target may be omitted when the trainer's loss is the model's own (the labels are then
+ * forward arguments; evaluate() reads a `labels` argument for its metrics).
+ */
 export interface Batch {
-  /** The forward arguments of the model (one tensor for most models; tokens and lengths for the text models). */
-  inputs: Tensor[];
-  /** The target of the loss: class indices (int64) or values of the output's shape. */
-  target: Tensor;
+  /** The forward arguments of the model, by position or by name (see ForwardInputs). */
+  inputs: ForwardInputs;
+  /** The target of the loss: class indices (int64) or values of the output's shape; omitted with loss type 'model'. */
+  target?: Tensor | null;
 }
 
 /**
@@ -17,16 +22,18 @@ export interface Batch {
  */
 export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
 
-/** Evaluation metrics of a classifier. */
+/** What {@link evaluate} measured. */
 export interface Metrics {
-  /** Mean loss over the examples. */
+  /** The mean loss over every non-ignored target (the trainer's loss, or the given one). */
   loss: number;
-  /** Share of examples whose largest logit is the target class. */
+  /** The `accuracy` metric (NaN when not measured). */
   accuracy: number;
-  /** F1 score per class, averaged over the classes. */
+  /** The `macroF1` metric (NaN when not measured). */
   macroF1: number;
   /** Number of examples evaluated. */
   examples: number;
+  /** Every metric by name (`accuracy`, `macroF1`, `tokenAccuracy`, `mse`, your own). */
+  values: Record<string, number>;
 }
 
 /** What one epoch did. */

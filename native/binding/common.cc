@@ -294,6 +294,11 @@ double NumberField(Napi::Env env, Napi::Object o, const std::string& where, cons
   return NumberField(env, o, where, key, 0);
 }
 
+int64_t IntField(Napi::Env env, Napi::Object o, const std::string& where, const char* key) {
+  RequiredField(env, o, where, key);
+  return IntField(env, o, where, key, 0);
+}
+
 bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key) {
   RequiredField(env, o, where, key);
   return BoolField(env, o, where, key, false);

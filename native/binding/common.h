@@ -137,6 +137,7 @@ std::vector<int64_t> IntListField(Napi::Env env, Napi::Object o, const std::stri
 // Readers of options the TypeScript layer has validated and completed from its schema
 // (lib/core/options.ts): a missing field is a TypeError, never a default of the binding's.
 double NumberField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
+int64_t IntField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
 bool BoolField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
 std::string StringField(Napi::Env env, Napi::Object o, const std::string& where, const char* key);
 

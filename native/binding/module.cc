@@ -2,6 +2,7 @@
 
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "common.h"
@@ -58,47 +59,11 @@ Napi::Value Save(Info info) {
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [state] { state->busy = false; });
 }
 
-Napi::Value ToJs(Napi::Env env, const c10::IValue& v) {
-  if (v.isTensor()) return Tensor::Wrap(env, v.toTensor());
-  if (v.isTuple() || v.isList()) {
-    std::vector<c10::IValue> items;
-    if (v.isTuple()) {
-      for (const auto& e : v.toTupleRef().elements()) items.push_back(e);
-    } else {
-      for (const auto& e : v.toListRef()) items.push_back(e);
-    }
-    Napi::Array a = Napi::Array::New(env, items.size());
-    for (size_t k = 0; k < items.size(); ++k) a.Set(static_cast<uint32_t>(k), ToJs(env, items[k]));
-    return a;
-  }
-  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
-  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
-  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
-  if (v.isNone()) return env.Null();
-  if (v.isString()) return Napi::String::New(env, v.toStringRef());
-  throw TorchError(env, std::string("Module.forward: cannot return a value of type ") + v.tagKind());
-}
-
-std::vector<c10::IValue> ArgInputs(Info info, size_t i, const char* fn) {
-  Napi::Value v = Arg(info, i);
-  if (!v.IsArray()) ThrowType(info.Env(), fn, "inputs", "an array of Tensors", v);
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<c10::IValue> out;
-  for (uint32_t k = 0; k < a.Length(); ++k) {
-    Napi::Value e = a.Get(k);
-    Tensor* t = UnwrapAs<Tensor>(info.Env(), e, Data(info.Env()).tensor_class);
-    if (t == nullptr) ThrowType(info.Env(), fn, "inputs", "an array of Tensors", e);
-    if (t->disposed()) throw TorchError(info.Env(), std::string(fn) + ": inputs[" + std::to_string(k) + "] is a disposed Tensor");
-    out.emplace_back(t->value());
-  }
-  return out;
-}
-
-// moduleForward(m, inputs, grad) -> Promise<Tensor | (Tensor|...)[]>
+// moduleForward(m, {args, kwargs}, grad) -> Promise<output>
 Napi::Value Forward(Info info) {
   Napi::Env env = info.Env();
   auto state = ArgModule(info, 0, "Module.forward");
-  auto inputs = std::make_shared<std::vector<c10::IValue>>(ArgInputs(info, 1, "Module.forward"));
+  auto inputs = std::make_shared<engine::ModelInputs>(ReadModelInputs(env, Arg(info, 1), state->module, "Module.forward"));
   const bool grad = ArgBool(info, 2, "Module.forward", "grad");
   auto output = std::make_shared<c10::IValue>();
   state->busy = true;
@@ -107,17 +72,54 @@ Napi::Value Forward(Info info) {
       env, "dropattack.moduleForward",
       [state, inputs, output, grad] {
         at::AutoGradMode mode(grad);
+        std::vector<engine::BoundArgument> args = engine::BindArguments(state->module, *inputs, "Module.forward");
         // Tensor arguments go where the module's parameters are (nothing moves when they
         // are there already); the output stays on that device.
         const at::Device device = state->device();
-        for (auto& v : *inputs) {
-          if (v.isTensor() && v.toTensor().device() != device) v = v.toTensor().to(device, /*non_blocking=*/true);
+        for (auto& a : args) {
+          if (a.value.isTensor() && a.value.toTensor().device() != device) {
+            a.value = a.value.toTensor().to(device, /*non_blocking=*/true);
+          }
         }
-        *output = state->module.forward(*inputs);
+        *output = engine::RunForward(state->module, args, "Module.forward");
       },
-      [output](Napi::Env env) -> Napi::Value { return ToJs(env, *output); }, [state] { state->busy = false; });
+      [output](Napi::Env env) -> Napi::Value { return ToJs(env, *output, "Module.forward"); },
+      [state] { state->busy = false; });
 }
 
+// moduleEvaluate(m, {args, kwargs}, target|null, loss, settings) -> Promise<{loss, count, logits}>
+Napi::Value Evaluate(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgModule(info, 0, "evaluate");
+  auto inputs = std::make_shared<engine::ModelInputs>(ReadModelInputs(env, Arg(info, 1), state->module, "evaluate"));
+  at::Tensor target;
+  if (!Arg(info, 2).IsNull() && !Arg(info, 2).IsUndefined()) target = ArgTensor(info, 2, "evaluate", "target");
+  Napi::Value lv = Arg(info, 3);
+  if (!lv.IsObject() || lv.IsArray()) ThrowType(env, "evaluate", "loss", "an object", lv);
+  engine::LossFromModuleOptions options;
+  options.loss = ReadLoss(env, lv.As<Napi::Object>());
+  Napi::Value sv = Arg(info, 4);
+  if (sv.IsObject() && !sv.IsArray()) {
+    options.autocast_bf16 = StringField(env, sv.As<Napi::Object>(), "evaluate", "autocast", "off") == "bf16";
+  }
+  auto result = std::make_shared<engine::EvalResult>();
+  state->busy = true;
+  state->busy_with = "evaluate";
+  return PromiseWorker::Start(
+      env, "dropattack.moduleEvaluate",
+      [state, inputs, target, options, result] {
+        engine::LossFromModule loss(state->module, options);
+        *result = loss.Evaluate(*inputs, target);
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("loss", result->loss);
+        o.Set("count", static_cast<double>(result->count));
+        o.Set("logits", result->logits.defined() ? Tensor::Wrap(env, result->logits) : env.Null());
+        return o;
+      },
+      [state] { state->busy = false; });
+}
 Napi::Array NamedList(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& items) {
   Napi::Array out = Napi::Array::New(env, items.size());
   for (size_t k = 0; k < items.size(); ++k) {
@@ -335,6 +337,199 @@ void SyncModuleReport(Napi::Env env, ModuleState& state) {
   state.reported_bytes = bytes;
 }
 
+namespace {
+
+c10::IValue Infer(Napi::Env env, const Napi::Value& v, const std::string& where);
+
+[[noreturn]] void Wrong(Napi::Env env, const std::string& where, const std::string& expected, const Napi::Value& v) {
+  throw Napi::TypeError::New(env, where + " must be " + expected + ", got " + Describe(v));
+}
+
+at::Tensor TensorValue(Napi::Env env, const Napi::Value& v, const std::string& where) {
+  Tensor* t = UnwrapAs<Tensor>(env, v, Data(env).tensor_class);
+  if (t == nullptr) Wrong(env, where, "a Tensor", v);
+  if (t->disposed()) throw TorchError(env, where + " is a disposed Tensor");
+  return t->value();
+}
+
+bool IsPlainObject(Napi::Env env, const Napi::Value& v) {
+  return v.IsObject() && !v.IsArray() && !v.IsFunction() && !IsTensor(env, v);
+}
+
+// A JS value as the TorchScript type forward's schema declares.
+c10::IValue Convert(Napi::Env env, const Napi::Value& v, const c10::TypePtr& type, const std::string& where) {
+  if (auto opt = type->cast<c10::OptionalType>()) {
+    if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+    return Convert(env, v, opt->getElementType(), where);
+  }
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType:
+      return TensorValue(env, v, where);
+    case c10::TypeKind::IntType: {
+      if (v.IsBigInt()) {
+        bool lossless = false;
+        const int64_t i = v.As<Napi::BigInt>().Int64Value(&lossless);
+        if (!lossless) throw Napi::RangeError::New(env, where + " does not fit in int64");
+        return i;
+      }
+      if (!v.IsNumber()) Wrong(env, where, "an integer (int)", v);
+      const double d = v.As<Napi::Number>().DoubleValue();
+      if (d != std::floor(d) || std::abs(d) > 9007199254740991.0) Wrong(env, where, "an integer (int)", v);
+      return static_cast<int64_t>(d);
+    }
+    case c10::TypeKind::FloatType:
+      if (!v.IsNumber()) Wrong(env, where, "a number (float)", v);
+      return v.As<Napi::Number>().DoubleValue();
+    case c10::TypeKind::NumberType: {
+      if (!v.IsNumber()) Wrong(env, where, "a number", v);
+      const double d = v.As<Napi::Number>().DoubleValue();
+      if (d == std::floor(d) && std::abs(d) <= 9007199254740991.0) return static_cast<int64_t>(d);
+      return d;
+    }
+    case c10::TypeKind::BoolType:
+      if (!v.IsBoolean()) Wrong(env, where, "a boolean (bool)", v);
+      return v.As<Napi::Boolean>().Value();
+    case c10::TypeKind::StringType:
+      if (!v.IsString()) Wrong(env, where, "a string (str)", v);
+      return v.As<Napi::String>().Utf8Value();
+    case c10::TypeKind::NoneType:
+      if (!v.IsNull() && !v.IsUndefined()) Wrong(env, where, "null (None)", v);
+      return c10::IValue();
+    case c10::TypeKind::ListType: {
+      if (!v.IsArray()) Wrong(env, where, "an array (" + type->annotation_str() + ")", v);
+      const c10::TypePtr elem = type->expectRef<c10::ListType>().getElementType();
+      c10::impl::GenericList list(elem);
+      Napi::Array a = v.As<Napi::Array>();
+      for (uint32_t k = 0; k < a.Length(); ++k) list.push_back(Convert(env, a.Get(k), elem, where + "[" + std::to_string(k) + "]"));
+      return list;
+    }
+    case c10::TypeKind::TupleType: {
+      const auto& elems = type->expectRef<c10::TupleType>().elements();
+      if (!v.IsArray() || v.As<Napi::Array>().Length() != elems.size()) {
+        Wrong(env, where, "an array of " + std::to_string(elems.size()) + " items (" + type->annotation_str() + ")", v);
+      }
+      Napi::Array a = v.As<Napi::Array>();
+      std::vector<c10::IValue> items;
+      for (uint32_t k = 0; k < elems.size(); ++k) items.push_back(Convert(env, a.Get(k), elems[k], where + "[" + std::to_string(k) + "]"));
+      return c10::ivalue::Tuple::create(std::move(items));
+    }
+    case c10::TypeKind::DictType: {
+      const auto& dt = type->expectRef<c10::DictType>();
+      if (dt.getKeyType()->kind() != c10::TypeKind::StringType) {
+        throw Napi::TypeError::New(env, where + ": only dicts with str keys can be passed (" + type->annotation_str() + ")");
+      }
+      if (!IsPlainObject(env, v)) Wrong(env, where, "an object (" + type->annotation_str() + ")", v);
+      c10::impl::GenericDict dict(dt.getKeyType(), dt.getValueType());
+      Napi::Object o = v.As<Napi::Object>();
+      Napi::Array keys = o.GetPropertyNames();
+      for (uint32_t k = 0; k < keys.Length(); ++k) {
+        const std::string key = keys.Get(k).As<Napi::String>().Utf8Value();
+        dict.insert(key, Convert(env, o.Get(key), dt.getValueType(), where + "['" + key + "']"));
+      }
+      return dict;
+    }
+    default:
+      return Infer(env, v, where);
+  }
+}
+
+// A value whose type the schema leaves open (Any), or one that matches no parameter (the
+// binding of arguments then names the problem): its natural TorchScript type.
+c10::IValue Infer(Napi::Env env, const Napi::Value& v, const std::string& where) {
+  if (IsTensor(env, v)) return TensorValue(env, v, where);
+  if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  if (v.IsNumber()) return Convert(env, v, c10::NumberType::get(), where);
+  if (v.IsArray()) {
+    Napi::Array a = v.As<Napi::Array>();
+    bool tensors = true;
+    for (uint32_t k = 0; k < a.Length(); ++k) tensors = tensors && IsTensor(env, a.Get(k));
+    if (tensors) return Convert(env, v, c10::ListType::ofTensors(), where);
+    std::vector<c10::IValue> items;
+    for (uint32_t k = 0; k < a.Length(); ++k) items.push_back(Infer(env, a.Get(k), where + "[" + std::to_string(k) + "]"));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  if (IsPlainObject(env, v)) return Convert(env, v, c10::DictType::create(c10::StringType::get(), c10::TensorType::get()), where);
+  Wrong(env, where, "a Tensor, number, boolean, string, null, array or object", v);
+}
+
+}  // namespace
+
+engine::ModelInputs ReadModelInputs(Napi::Env env, const Napi::Value& v, const torch::jit::Module& module,
+                                    const std::string& where) {
+  if (!IsPlainObject(env, v)) ThrowType(env, where.c_str(), "inputs", "{args, kwargs}", v);
+  Napi::Object o = v.As<Napi::Object>();
+  auto method = module.find_method("forward");
+  if (!method) throw TorchError(env, where + ": the module has no forward method");
+  const auto& params = method->function().getSchema().arguments();
+  engine::ModelInputs out;
+  Napi::Value args = o.Get("args");
+  if (!args.IsUndefined() && !args.IsNull()) {
+    if (!args.IsArray()) ThrowType(env, where.c_str(), "inputs", "an array of forward arguments", args);
+    Napi::Array a = args.As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length(); ++k) {
+      std::string w = where + ": inputs[" + std::to_string(k) + "]";
+      if (k + 1 < params.size()) {
+        w += " ('" + params[k + 1].name() + "')";
+        out.args.push_back(Convert(env, a.Get(k), params[k + 1].type(), w));
+      } else {
+        out.args.push_back(Infer(env, a.Get(k), w));
+      }
+    }
+  }
+  Napi::Value kwargs = o.Get("kwargs");
+  if (!kwargs.IsUndefined() && !kwargs.IsNull()) {
+    if (!IsPlainObject(env, kwargs)) ThrowType(env, where.c_str(), "inputs", "an object of named forward arguments", kwargs);
+    Napi::Object ko = kwargs.As<Napi::Object>();
+    Napi::Array keys = ko.GetPropertyNames();
+    for (uint32_t k = 0; k < keys.Length(); ++k) {
+      const std::string name = keys.Get(k).As<Napi::String>().Utf8Value();
+      c10::TypePtr t;
+      for (size_t i = 1; i < params.size(); ++i) {
+        if (params[i].name() == name) t = params[i].type();
+      }
+      const std::string w = where + ": argument '" + name + "'";
+      out.kwargs.emplace_back(name, t ? Convert(env, ko.Get(name), t, w) : Infer(env, ko.Get(name), w));
+    }
+  }
+  return out;
+}
+
+Napi::Value ToJs(Napi::Env env, const c10::IValue& v, const std::string& where) {
+  if (v.isTensor()) return Tensor::Wrap(env, v.toTensor());
+  if (v.isTuple() || v.isList()) {
+    std::vector<c10::IValue> items;
+    if (v.isTuple()) {
+      for (const auto& e : v.toTupleRef().elements()) items.push_back(e);
+    } else {
+      for (const auto& e : v.toListRef()) items.push_back(e);
+    }
+    Napi::Array a = Napi::Array::New(env, items.size());
+    for (size_t k = 0; k < items.size(); ++k) a.Set(static_cast<uint32_t>(k), ToJs(env, items[k], where));
+    return a;
+  }
+  if (v.isGenericDict()) {
+    Napi::Object o = Napi::Object::New(env);
+    for (const auto& e : v.toGenericDict()) {
+      const c10::IValue& key = e.key();
+      std::string k;
+      if (key.isString()) k = key.toStringRef();
+      else if (key.isInt()) k = std::to_string(key.toInt());
+      else if (key.isBool()) k = key.toBool() ? "true" : "false";
+      else throw TorchError(env, where + ": cannot return a dict with " + std::string(key.tagKind()) + " keys");
+      o.Set(k, ToJs(env, e.value(), where));
+    }
+    return o;
+  }
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isNone()) return env.Null();
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  throw TorchError(env, where + ": cannot return a value of type " + v.tagKind());
+}
+
 std::shared_ptr<ModuleState> ArgModule(const Napi::CallbackInfo& info, size_t i, const char* fn, bool allow_busy) {
   Napi::Value v = Arg(info, i);
   Module* m = UnwrapAs<Module>(info.Env(), v, Data(info.Env()).module_class);
@@ -350,6 +545,7 @@ void Module::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("moduleLoad", Napi::Function::New(env, &Guard<Load>, "moduleLoad"));
   exports.Set("moduleSave", Napi::Function::New(env, &Guard<Save>, "moduleSave"));
   exports.Set("moduleForward", Napi::Function::New(env, &Guard<Forward>, "moduleForward"));
+  exports.Set("moduleEvaluate", Napi::Function::New(env, &Guard<Evaluate>, "moduleEvaluate"));
   exports.Set("moduleNamedParameters", Napi::Function::New(env, &Guard<NamedParameters>, "moduleNamedParameters"));
   exports.Set("moduleStateDict", Napi::Function::New(env, &Guard<StateDict>, "moduleStateDict"));
   exports.Set("moduleLoadStateDict", Napi::Function::New(env, &Guard<LoadStateDict>, "moduleLoadStateDict"));

@@ -12,6 +12,8 @@
 
 #include "memory.h"
 
+#include "engine/module_loss.h"
+
 namespace dropattack {
 namespace binding {
 
@@ -52,6 +54,15 @@ class Module : public Napi::ObjectWrap<Module>, public Tracked<Module> {
 /// Reports the bytes of the module's parameters and buffers to V8 (the difference from
 /// the last report), so the garbage collector weighs what a Module handle keeps alive.
 void SyncModuleReport(Napi::Env env, ModuleState& state);
+/// A model's forward arguments from JS: `{args: [...], kwargs: {...}}` whose values are
+/// Tensors, numbers, booleans, strings, null, arrays and plain objects (dicts), each
+/// converted to the type forward's schema declares for it. `where` starts messages.
+engine::ModelInputs ReadModelInputs(Napi::Env env, const Napi::Value& v, const torch::jit::Module& module,
+                                    const std::string& where);
+
+/// A forward's output as JS: Tensors, numbers, booleans, strings, null, arrays (tuples and
+/// lists) and plain objects (dicts).
+Napi::Value ToJs(Napi::Env env, const c10::IValue& v, const std::string& where);
 
 /// The module behind argument i, refusing it when busy (`fn` names the call).
 std::shared_ptr<ModuleState> ArgModule(const Napi::CallbackInfo& info, size_t i, const char* fn, bool allow_busy = false);

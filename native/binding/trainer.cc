@@ -1,18 +1,35 @@
 #include "trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/serialize.h>
-#include <torch/version.h>
 
 #include <algorithm>
 
 #include "common.h"
+#include "engine/module_loss.h"
 #include "engine/io.h"
 #include "engine/methods/registry.h"
 #include "tensor.h"
 
 namespace dropattack {
 namespace binding {
+
+engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
+  engine::LossSpec l;
+  l.type = StringField(env, o, "loss", "type");
+  if (l.type != "cross_entropy" && l.type != "bce_with_logits" && l.type != "mse" && l.type != "model") {
+    throw Napi::TypeError::New(env, "loss.type must be cross_entropy, bce_with_logits, mse or model, got '" + l.type + "'");
+  }
+  l.label_smoothing = NumberField(env, o, "loss", "labelSmoothing");
+  if (l.label_smoothing < 0 || l.label_smoothing > 1) throw Napi::RangeError::New(env, "loss.labelSmoothing must be in [0, 1]");
+  l.ignore_index = IntField(env, o, "loss", "ignoreIndex");
+  Napi::Value w = o.Get("classWeights");
+  if (!w.IsUndefined() && !w.IsNull()) {
+    Tensor* t = UnwrapAs<Tensor>(env, w, Data(env).tensor_class);
+    if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "loss.classWeights must be a live Tensor, got " + Describe(w));
+    l.class_weights = t->value().detach().clone();
+  }
+  return l;
+}
 
 namespace {
 using Info = const Napi::CallbackInfo&;
@@ -47,6 +64,29 @@ engine::OptimizerSpec ReadOptimizer(Napi::Env env, Napi::Object o) {
   s.beta2 = b.Get(1u).As<Napi::Number>().DoubleValue();
   s.eps = NumberField(env, o, w, "eps");
   s.amsgrad = BoolField(env, o, w, "amsgrad");
+  Napi::Value groups = o.Get("groups");
+  if (!groups.IsUndefined() && !groups.IsNull()) {
+    if (!groups.IsArray()) throw Napi::TypeError::New(env, "optimizer.groups must be an array, got " + Describe(groups));
+    Napi::Array ga = groups.As<Napi::Array>();
+    for (uint32_t g = 0; g < ga.Length(); ++g) {
+      const std::string gw = "optimizer.groups[" + std::to_string(g) + "]";
+      Napi::Value gv = ga.Get(g);
+      if (!gv.IsObject() || gv.IsArray()) throw Napi::TypeError::New(env, gw + " must be an object, got " + Describe(gv));
+      Napi::Object go = gv.As<Napi::Object>();
+      engine::OptimizerGroupSpec group;
+      Napi::Value params = go.Get("params");
+      if (!params.IsArray()) throw Napi::TypeError::New(env, gw + ".params must be an array of strings, got " + Describe(params));
+      Napi::Array pa = params.As<Napi::Array>();
+      for (uint32_t k = 0; k < pa.Length(); ++k) {
+        if (!pa.Get(k).IsString()) throw Napi::TypeError::New(env, gw + ".params must be an array of strings");
+        group.params.push_back(pa.Get(k).As<Napi::String>().Utf8Value());
+      }
+      group.lr = NumberField(env, go, gw, "lr", -1);
+      group.weight_decay = NumberField(env, go, gw, "weightDecay", -1);
+      group.momentum = NumberField(env, go, gw, "momentum", -1);
+      s.groups.push_back(std::move(group));
+    }
+  }
   return s;
 }
 
@@ -97,77 +137,6 @@ engine::AttackConfig ReadAttack(Napi::Env env, Napi::Object o) {
   return a;
 }
 
-// Autocast of one forward pass to bfloat16 on the parameters' device. The region ends
-// (and its cache of casted weights is cleared) before the engine perturbs or restores a
-// parameter in place, so no pass can see a stale cast.
-class AutocastScope {
- public:
-  AutocastScope(bool on, at::DeviceType device) : on_(on), device_(device) {
-    if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    was_enabled_ = at::autocast::is_autocast_enabled(device_);
-    was_dtype_ = at::autocast::get_autocast_dtype(device_);
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(device_, true);
-#else
-    TORCH_CHECK(device_ == at::kCUDA || device_ == at::kCPU, "autocast: bf16 autocast on this LibTorch is for CPU and CUDA only");
-    if (device_ == at::kCUDA) {
-      was_enabled_ = at::autocast::is_enabled();
-      was_dtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      was_enabled_ = at::autocast::is_cpu_enabled();
-      was_dtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(device_, was_enabled_);
-    at::autocast::set_autocast_dtype(device_, was_dtype_);
-#else
-    if (device_ == at::kCUDA) {
-      at::autocast::set_enabled(was_enabled_);
-      at::autocast::set_autocast_gpu_dtype(was_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(was_enabled_);
-      at::autocast::set_autocast_cpu_dtype(was_dtype_);
-    }
-#endif
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool on_;
-  at::DeviceType device_;
-  bool was_enabled_ = false;
-  at::ScalarType was_dtype_ = at::kBFloat16;
-};
-
-engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o) {
-  engine::LossSpec l;
-  l.type = StringField(env, o, "loss", "type");
-  if (l.type != "cross_entropy" && l.type != "bce_with_logits" && l.type != "mse") {
-    throw Napi::TypeError::New(env, "loss.type must be cross_entropy, bce_with_logits or mse, got '" + l.type + "'");
-  }
-  l.label_smoothing = NumberField(env, o, "loss", "labelSmoothing");
-  if (l.label_smoothing < 0 || l.label_smoothing > 1) throw Napi::RangeError::New(env, "loss.labelSmoothing must be in [0, 1]");
-  Napi::Value w = o.Get("classWeights");
-  if (!w.IsUndefined() && !w.IsNull()) {
-    Tensor* t = UnwrapAs<Tensor>(env, w, Data(env).tensor_class);
-    if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "loss.classWeights must be a live Tensor, got " + Describe(w));
-    l.class_weights = t->value().detach().clone();
-  }
-  return l;
-}
-
 // trainerNew(module, optimizer, attack, loss, settings) -> NativeTrainer
 Napi::Value CreateTrainer(Info info) {
   Napi::Env env = info.Env();
@@ -175,24 +144,24 @@ Napi::Value CreateTrainer(Info info) {
   const engine::OptimizerSpec optimizer = ReadOptimizer(env, ObjectArg(info, 1, "Trainer", "optimizer"));
   engine::AttackConfig attack = ReadAttack(env, ObjectArg(info, 2, "Trainer", "attack"));
   const engine::LossSpec loss = ReadLoss(env, ObjectArg(info, 3, "Trainer", "loss"));
+  // Every parameter, frozen ones included: the engine trains those that require grad and
+  // names the others when a target or an optimizer group asks for them.
   std::vector<engine::NamedParameter> params;
-  std::vector<at::Tensor> tensors;
-  for (const auto& p : module->module.named_parameters(true)) {
-    if (!p.value.requires_grad()) continue;  // frozen
-    params.emplace_back(p.name, p.value);
-    tensors.push_back(p.value);
-  }
-  TORCH_CHECK(!params.empty(), "Trainer: the module has no trainable parameters");
+  for (const auto& p : module->module.named_parameters(true)) params.emplace_back(p.name, p.value);
   auto state = std::make_shared<TrainerState>();
   state->module = module;
-  state->loss = loss;
-  const std::string autocast = StringField(env, ObjectArg(info, 4, "Trainer", "settings"), "Trainer", "autocast");
+  engine::LossFromModuleOptions loss_options;
+  loss_options.loss = loss;
+  Napi::Object settings = ObjectArg(info, 4, "Trainer", "settings");
+  const std::string autocast = StringField(env, settings, "Trainer", "autocast");
   if (autocast != "off" && autocast != "bf16") {
     throw Napi::RangeError::New(env, "Trainer: autocast must be 'off' or 'bf16', got '" + autocast + "'");
   }
-  state->autocast_bf16 = autocast == "bf16";
-  state->trainer = std::make_unique<engine::Trainer>(std::move(params), std::move(attack),
-                                                     engine::MakeOptimizer(tensors, optimizer));
+  loss_options.autocast_bf16 = autocast == "bf16";
+  loss_options.freeze_buffers_in_attack = BoolField(env, settings, "Trainer", "freezeBuffersInAttack");
+  state->loss = std::make_unique<engine::LossFromModule>(module->module, loss_options);
+  auto optimizer_ = engine::MakeOptimizer(params, optimizer);
+  state->trainer = std::make_unique<engine::Trainer>(std::move(params), std::move(attack), std::move(optimizer_));
   Napi::Object handle = Data(env).trainer_class.New({Napi::External<std::shared_ptr<TrainerState>>::New(env, &state)});
   auto& trainers = module->trainers;
   trainers.erase(std::remove_if(trainers.begin(), trainers.end(), [](const auto& w) { return w.expired(); }), trainers.end());
@@ -245,7 +214,7 @@ Napi::Object ResultToJs(Napi::Env env, const engine::StepResult& r, bool times) 
   return o;
 }
 
-// trainerStep(trainer, inputs: Tensor[], target: Tensor, options) -> Promise<result>
+// trainerStep(trainer, {args, kwargs}, target|null, options) -> Promise<result>
 Napi::Value Step(Info info) {
   Napi::Env env = info.Env();
   auto state = ArgTrainer(info, 0, "Trainer.step");
@@ -253,18 +222,9 @@ Napi::Value Step(Info info) {
     throw TorchError(env, "Trainer.step: the module is busy (" + state->module->busy_with +
                               " is running); await the previous step before starting another");
   }
-  Napi::Value iv = Arg(info, 1);
-  if (!iv.IsArray() || iv.As<Napi::Array>().Length() == 0) ThrowType(env, "Trainer.step", "inputs", "a non-empty array of Tensors", iv);
-  Napi::Array ia = iv.As<Napi::Array>();
-  auto inputs = std::make_shared<std::vector<at::Tensor>>();
-  for (uint32_t k = 0; k < ia.Length(); ++k) {
-    Napi::Value e = ia.Get(k);
-    Tensor* t = UnwrapAs<Tensor>(env, e, Data(env).tensor_class);
-    if (t == nullptr) ThrowType(env, "Trainer.step", "inputs", "an array of Tensors", e);
-    if (t->disposed()) throw TorchError(env, "Trainer.step: inputs[" + std::to_string(k) + "] is a disposed Tensor");
-    inputs->push_back(t->value());
-  }
-  at::Tensor target = ArgTensor(info, 2, "Trainer.step", "target");
+  auto inputs = std::make_shared<engine::ModelInputs>(ReadModelInputs(env, Arg(info, 1), state->module->module, "Trainer.step"));
+  at::Tensor target;
+  if (!Arg(info, 2).IsNull() && !Arg(info, 2).IsUndefined()) target = ArgTensor(info, 2, "Trainer.step", "target");
   Napi::Object o = ObjectArg(info, 3, "Trainer.step", "options");
   engine::StepOptions options;
   options.lr = NumberField(env, o, "step options", "lr", -1);
@@ -272,74 +232,20 @@ Napi::Value Step(Info info) {
   options.accumulate = BoolField(env, o, "step options", "accumulate", false);
   options.loss_scale = NumberField(env, o, "step options", "lossScale", 1.0);
   options.time_phases = BoolField(env, o, "step options", "timePhases", false);
-  engine::Batch batch;
-  batch.input = (*inputs)[0];
+  at::Tensor token_ids;
   Napi::Value ids = o.Get("tokenIds");
   if (!ids.IsUndefined() && !ids.IsNull()) {
     Tensor* t = UnwrapAs<Tensor>(env, ids, Data(env).tensor_class);
     if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "step options.tokenIds must be a live Tensor, got " + Describe(ids));
-    batch.token_ids = t->value();
-  } else if (batch.input.scalar_type() == at::kLong) {
-    batch.token_ids = batch.input;  // the token ids of a text model
+    token_ids = t->value();
   }
   auto result = std::make_shared<engine::StepResult>();
   state->module->busy = true;
   state->module->busy_with = "a training step";
   return PromiseWorker::Start(
       env, "dropattack.trainerStep",
-      [state, inputs, target_in = target, batch_in = batch, options, result] {
-        auto& module = state->module->module;
-        const at::Device device = state->module->device();
-        const bool moves = device != at::Device(at::kCPU);
-        // Class weights follow the parameters once (kept in the trainer), not on each pass.
-        if (state->loss.class_weights.defined() && state->loss.class_weights.device() != device) {
-          state->loss.class_weights = state->loss.class_weights.to(device);
-        }
-        const engine::LossSpec& loss = state->loss;
-        // Class indices are read once per batch (before the copy: on the host when the
-        // target comes from there), so no pass waits on the device for them.
-        std::pair<int64_t, int64_t> range{0, -1};
-        const bool check_classes = loss.type == "cross_entropy" && target_in.scalar_type() == at::kLong;
-        if (check_classes) range = engine::TargetRange(target_in);
-        // The batch goes where the parameters are (a copy per step; nothing when it is
-        // there already).
-        at::Tensor target = moves ? target_in.to(device, /*non_blocking=*/true) : target_in;
-        engine::Batch batch = batch_in;
-        if (moves) {
-          for (auto& t : *inputs) t = t.to(device, /*non_blocking=*/true);
-          batch.input = (*inputs)[0];
-          if (batch.token_ids.defined()) batch.token_ids = batch.token_ids.to(device, /*non_blocking=*/true);
-        }
-        bool first = true;
-        const bool autocast = state->autocast_bf16;
-        engine::LossFn fn = [&module, &loss, inputs, &target, &first, check_classes, range, autocast,
-                             device](const at::Tensor& input) {
-          std::vector<c10::IValue> args;
-          args.reserve(inputs->size());
-          args.emplace_back(input);
-          for (size_t k = 1; k < inputs->size(); ++k) args.emplace_back((*inputs)[k]);
-          c10::IValue out;
-          {
-            AutocastScope scope(autocast, device.type());
-            out = module.forward(args);
-          }
-          at::Tensor output;
-          if (out.isTensor()) {
-            output = out.toTensor();
-          } else if (out.isTuple() && !out.toTupleRef().elements().empty() && out.toTupleRef().elements()[0].isTensor()) {
-            output = out.toTupleRef().elements()[0].toTensor();
-          } else {
-            TORCH_CHECK(false, "Trainer.step: the model must return a Tensor (or a tuple whose first item is one)");
-          }
-          // The loss in float32 from a reduced-precision (autocast) output.
-          if (output.scalar_type() == at::kBFloat16 || output.scalar_type() == at::kHalf) output = output.to(at::kFloat);
-          if (first) {
-            first = false;
-            if (check_classes && output.dim() >= 2) engine::CheckTargetRange(range.first, range.second, output.size(1));
-          }
-          return engine::ComputeLoss(loss, output, target, /*check_targets=*/false);
-        };
-        *result = state->trainer->step(batch, fn, options);
+      [state, inputs, target, token_ids, options, result] {
+        *result = state->loss->Step(*state->trainer, *inputs, target, options, token_ids);
       },
       [state, result, options](Napi::Env env) -> Napi::Value {
         SyncTrainerReport(env, *state);
@@ -480,6 +386,7 @@ Napi::Value EngineDefaults(Info info) {
   optimizer.Set("betas", betas);
   optimizer.Set("eps", opt.eps);
   optimizer.Set("amsgrad", opt.amsgrad);
+  optimizer.Set("groups", Napi::Array::New(env, opt.groups.size()));
   o.Set("optimizer", optimizer);
   Napi::Object a = Napi::Object::New(env);
   a.Set("method", engine::MethodName(attack.method));
@@ -499,6 +406,7 @@ Napi::Value EngineDefaults(Info info) {
   Napi::Object l = Napi::Object::New(env);
   l.Set("type", loss.type);
   l.Set("labelSmoothing", loss.label_smoothing);
+  l.Set("ignoreIndex", static_cast<double>(loss.ignore_index));
   o.Set("loss", l);
   Napi::Object limits = Napi::Object::New(env);
   limits.Set("maxK", engine::kMaxAttackSteps);
@@ -560,14 +468,16 @@ void TrainerState::Tensors(std::vector<at::Tensor>* optimizer_state, std::vector
       }
     }
   }
-  if (loss_state != nullptr && loss.class_weights.defined()) loss_state->push_back(loss.class_weights);
+  if (loss_state != nullptr && loss && loss->options().loss.class_weights.defined()) {
+    loss_state->push_back(loss->options().loss.class_weights);
+  }
 }
 
 void ReleaseTrainer(Napi::Env env, TrainerState& state) {
   if (state.disposed) return;
   state.disposed = true;
   state.trainer.reset();
-  state.loss.class_weights = at::Tensor();
+  state.loss.reset();
   SyncTrainerReport(env, state);
 }
 

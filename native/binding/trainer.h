@@ -9,6 +9,7 @@
 
 #include "engine/engine.h"
 #include "memory.h"
+#include "engine/module_loss.h"
 #include "module.h"
 
 namespace dropattack {
@@ -17,10 +18,9 @@ namespace binding {
 struct TrainerState {
   std::shared_ptr<ModuleState> module;
   std::unique_ptr<engine::Trainer> trainer;
-  engine::LossSpec loss;
-  // Forward passes under autocast to bfloat16 (parameters, gradients and the optimizer
-  // stay in their own dtype: fp32 master weights).
-  bool autocast_bf16 = false;
+  // The engine's policy for turning the module's forward into the loss (the loss spec
+  // with its class weights, bf16 autocast, buffers during attack passes, train/eval mode).
+  std::unique_ptr<engine::LossFromModule> loss;
   // After dispose() (its own, or its module's) the engine and the optimizer state are
   // gone and every call is refused.
   bool disposed = false;
@@ -30,6 +30,10 @@ struct TrainerState {
   /// buffers, Adam's moments) and the loss's class weights.
   void Tensors(std::vector<at::Tensor>* optimizer_state, std::vector<at::Tensor>* loss_state) const;
 };
+
+/// The loss options of a JS object ({type, labelSmoothing, classWeights, ignoreIndex}),
+/// already validated and complete (lib/core/options.ts holds the defaults).
+engine::LossSpec ReadLoss(Napi::Env env, Napi::Object o);
 
 class Trainer : public Napi::ObjectWrap<Trainer>, public Tracked<Trainer> {
  public:

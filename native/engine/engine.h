@@ -9,6 +9,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/optim.h>
+#include <torch/ordered_dict.h>
 
 #include <cstdint>
 #include <functional>
@@ -40,7 +41,9 @@ constexpr size_t kMaxTargetsPerGroup = 255;
 
 /// One attack group: its targets and radius. Targets are patterns resolved against the
 /// parameter names: an exact name, a glob (`*` and `?`), a regex written /like this/, or
-/// `input` for the batch's float input.
+/// the batch's float input: `input` (the model's first forward argument), `input[k]` (its
+/// k-th, from 0) or `input:name` (the argument called `name`). All groups of a trainer
+/// attack the same input.
 struct AttackGroup {
   std::vector<std::string> targets;
   // No default radius: the methods that read it (Strategy::needs_epsilon) require it.
@@ -71,9 +74,12 @@ using NamedParameter = std::pair<std::string, at::Tensor>;
 /// `input` (the float input) with a perturbed copy, and `token_ids` gives the rows of
 /// embedding tables for the row-sparse path.
 struct Batch {
-  at::Tensor input;      // the first input; perturbed when a group targets `input`
+  at::Tensor input;      // the attacked input (see AttackGroup); perturbed when a group targets it
   at::Tensor token_ids;  // int64 ids of the tokens in the batch (optional)
 };
+
+/// Whether a target pattern names the batch's input (`input`, `input[k]`, `input:name`).
+bool IsInputTarget(const std::string& pattern);
 
 /// Computes the loss of the batch at the current parameters. `input` is the (possibly
 /// perturbed) first input to feed the model.
@@ -106,9 +112,14 @@ struct StepOptions {
 
 class Trainer {
  public:
-  /// `parameters`: every trainable parameter, in model order. Fails with a message listing
-  /// the parameter names when a target matches nothing.
+  /// `parameters`: the model's parameters, in model order. Those that do not require grad
+  /// are frozen: they are not trained, and a target naming only frozen parameters fails
+  /// saying so. Fails with a message listing the parameter names when a target matches
+  /// nothing.
   Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
+          std::unique_ptr<torch::optim::Optimizer> optimizer);
+  /// The same from a torch::nn::Module's `named_parameters()`.
+  Trainer(const torch::OrderedDict<std::string, at::Tensor>& parameters, AttackConfig attack,
           std::unique_ptr<torch::optim::Optimizer> optimizer);
 
   StepResult step(const Batch& batch, const LossFn& loss, const StepOptions& options = {});
@@ -118,8 +129,13 @@ class Trainer {
   void set_global_step(int64_t s) { global_step_ = s; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const AttackConfig& attack() const { return attack_; }
-  /// The resolved target names of each group ("input" stays "input").
+  /// The resolved target names of each group (an input target stays as written).
   const std::vector<std::vector<std::string>>& resolved_targets() const { return target_names_; }
+  /// The input target the groups attack (`input`, `input[k]` or `input:name`), or "" when
+  /// no group attacks an input.
+  const std::string& attacked_input() const { return attacked_input_; }
+  /// The frozen parameters' names (they do not require grad).
+  const std::vector<std::string>& frozen() const { return frozen_; }
 
  private:
   struct Target {
@@ -136,8 +152,23 @@ class Trainer {
   int64_t global_step_ = 0;
   bool has_pending_micro_batch_ = false;
   bool targets_input_ = false;
+  std::string attacked_input_;
+  std::vector<std::string> frozen_;
+  // Each optimizer group's learning rate when the trainer was made: a step's `lr` sets
+  // group 0's and keeps every other group's ratio to it.
+  std::vector<double> base_lrs_;
 
   friend class StepContext;
+};
+
+/// Settings of one optimizer parameter group; a negative value keeps the optimizer's.
+struct OptimizerGroupSpec {
+  /// Parameter names, globs or /regexes/ (as attack targets). A parameter joins the first
+  /// group that matches it; the rest stay in the default group (group 0).
+  std::vector<std::string> params;
+  double lr = -1;
+  double weight_decay = -1;
+  double momentum = -1;  // SGD only
 };
 
 /// Optimizer options for MakeOptimizer.
@@ -151,6 +182,8 @@ struct OptimizerSpec {
   std::optional<double> weight_decay;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   bool amsgrad = false;
+  /// Parameter groups by name (MakeOptimizer from named parameters only).
+  std::vector<OptimizerGroupSpec> groups;
 };
 
 /// The weight decay of an optimizer type when none is given: 0.01 for AdamW (decoupled
@@ -158,22 +191,39 @@ struct OptimizerSpec {
 double DefaultWeightDecay(const std::string& type);
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Tensor>& params, const OptimizerSpec& spec);
+/// From named parameters, with parameter groups: group 0 holds every trainable parameter
+/// no group names (it may be empty), then one group per spec.groups entry. Parameters that
+/// do not require grad are left out. A group pattern matching no trainable parameter fails
+/// (naming it frozen when it matches only frozen ones).
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<NamedParameter>& params, const OptimizerSpec& spec);
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const torch::OrderedDict<std::string, at::Tensor>& params,
+                                                       const OptimizerSpec& spec);
 
-/// Loss specification for MakeLoss.
+/// Loss specification for ComputeLoss and LossFromModule.
 struct LossSpec {
-  std::string type = "cross_entropy";  // cross_entropy | bce_with_logits | mse
+  /// cross_entropy | bce_with_logits | mse | model (the model's forward returns the loss:
+  /// see LossFromModule; ComputeLoss does not take it).
+  std::string type = "cross_entropy";
   double label_smoothing = 0;
   at::Tensor class_weights;            // optional, cross_entropy
+  int64_t ignore_index = -100;         // cross_entropy: targets equal to it count for nothing
 };
 
-/// loss(output, target) as the spec says (mean reduction). With `check_targets`, class
-/// indices are checked against the output's classes first (a host sync when the target
-/// is on a GPU); a caller that checked them once per batch passes false.
+/// loss(output, target) as the spec says (mean reduction). Cross-entropy takes logits
+/// [B, C] with targets [B], class-last logits [B, T, C] (or [B, T1, T2, C], ...) with
+/// targets [B, T] (token level), or PyTorch's class-second layout [B, C, d1, ...] with
+/// targets [B, d1, ...]; targets equal to ignore_index count for nothing. With
+/// `check_targets`, class indices are checked against the output's classes first (a host
+/// sync when the target is on a GPU); a caller that checked them once per batch passes false.
 at::Tensor ComputeLoss(const LossSpec& spec, const at::Tensor& output, const at::Tensor& target,
                        bool check_targets = true);
 
-/// The smallest and largest class index of an int64 target (one host read).
-std::pair<int64_t, int64_t> TargetRange(const at::Tensor& target);
+/// The smallest and largest class index of an int64 target, ignoring `ignore_index`
+/// (one host read).
+std::pair<int64_t, int64_t> TargetRange(const at::Tensor& target, int64_t ignore_index = -100);
+/// The number of classes of cross-entropy logits for this target (the size of the class
+/// dimension ComputeLoss uses).
+int64_t ClassCount(const at::Tensor& output, const at::Tensor& target);
 /// Fails with a clear message when a class index in [lo, hi] is outside [0, classes).
 void CheckTargetRange(int64_t lo, int64_t hi, int64_t classes);
 

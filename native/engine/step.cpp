@@ -78,14 +78,20 @@ bool StepContext::Perturb(const Target& t, const at::Tensor& d, double radius, d
     // "auto" guessed an embedding table from its name. Check once that its gradient
     // vanishes outside the batch's token rows (a positional table or tied weights would
     // not): if not, this target takes the dense path from now on.
+    // With "on" the same check guards against ids that are not this table's (another
+    // int64 input taken for the token ids would perturb the wrong rows silently).
     const auto& cfg = tr.attack_.groups[g];
-    if (cfg.sparse == "auto") {
-      at::NoGradGuard no_grad;
-      const bool rows_in_range =
-          rows.numel() > 0 && rows.min().item<int64_t>() >= 0 && rows.max().item<int64_t>() < d.size(0);
-      const bool ok = rows_in_range && d.index_fill(0, rows, 0).abs().max().item<double>() == 0.0;
-      if (!ok) t.sparse = false;
+    at::NoGradGuard no_grad;
+    const bool rows_in_range =
+        rows.numel() > 0 && rows.min().item<int64_t>() >= 0 && rows.max().item<int64_t>() < d.size(0);
+    const bool ok = rows_in_range && d.index_fill(0, rows, 0).abs().max().item<double>() == 0.0;
+    if (!ok && cfg.sparse == "on") {
+      TORCH_CHECK(false, "attack.groups[", g, "].sparse is 'on' but the gradient of ", t.name,
+                  " is not zero outside the rows of the batch's token ids", rows_in_range ? "" : " (ids out of range)",
+                  ": the ids are not this table's rows (pass the table's ids as the step's tokenIds) or the table is "
+                  "also used elsewhere (use sparse 'auto' or 'off')");
     }
+    if (!ok) t.sparse = false;
     t.sparse_verified = true;
   }
   if (t.sparse && rows.defined()) {
@@ -139,8 +145,10 @@ StepResult StepContext::Run() {
   result.skipped.assign(a.groups.size(), 0);
   x = batch.input;
   if (tr.targets_input_) {
-    TORCH_CHECK(batch.input.defined() && at::isFloatingType(batch.input.scalar_type()),
-                "an attack targets 'input', but the batch's first input is not a float tensor");
+    TORCH_CHECK(batch.input.defined() && at::isFloatingType(batch.input.scalar_type()), "an attack targets '",
+                tr.attacked_input_, "', but the batch's attacked input is ",
+                batch.input.defined() ? std::string("of dtype ") + c10::toString(batch.input.scalar_type()) : "missing",
+                ", not a float tensor");
     x = batch.input.detach().clone().set_requires_grad(true);
   }
   if (batch.token_ids.defined()) rows = batch.token_ids.reshape({-1}).to(at::kLong);
@@ -264,7 +272,12 @@ StepResult StepContext::Update() {
     }
   }
   if (opt.lr >= 0) {
-    for (auto& group : tr.optimizer_->param_groups()) group.options().set_lr(opt.lr);
+    // Group 0 takes the step's rate; every other group keeps its ratio to group 0.
+    auto& groups = tr.optimizer_->param_groups();
+    for (size_t k = 0; k < groups.size(); ++k) {
+      const bool ratio = k < tr.base_lrs_.size() && !tr.base_lrs_.empty() && tr.base_lrs_[0] > 0;
+      groups[k].options().set_lr(ratio ? opt.lr * (tr.base_lrs_[k] / tr.base_lrs_[0]) : opt.lr);
+    }
     result.lr = opt.lr;
   }
   tr.optimizer_->step();

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <regex>
 #include <sstream>
@@ -49,7 +50,37 @@ bool LooksLikeEmbedding(const std::string& name, const at::Tensor& t) {
          n.compare(n.size() - 6, 6, "weight") == 0;
 }
 
+std::vector<NamedParameter> FromOrderedDict(const torch::OrderedDict<std::string, at::Tensor>& d) {
+  std::vector<NamedParameter> out;
+  for (const auto& item : d) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::ostringstream list;
+  for (size_t i = 0; i < names.size(); ++i) list << (i ? ", " : "") << names[i];
+  return list.str();
+}
+
+// The frozen parameters a pattern matches (for the error when it matches nothing else).
+std::vector<std::string> FrozenMatches(const std::string& pattern, const std::vector<std::string>& frozen) {
+  std::vector<std::string> out;
+  for (const auto& n : frozen) {
+    if (MatchesTarget(pattern, n)) out.push_back(n);
+  }
+  return out;
+}
+
 }  // namespace
+
+bool IsInputTarget(const std::string& p) {
+  if (p == "input") return true;
+  if (p.size() > 6 && p.compare(0, 6, "input:") == 0) return true;
+  if (p.size() > 7 && p.compare(0, 6, "input[") == 0 && p.back() == ']') {
+    return p.find_first_not_of("0123456789", 6) == p.size() - 1;
+  }
+  return false;
+}
 
 bool MatchesTarget(const std::string& pattern, const std::string& name) {
   if (pattern.size() >= 2 && pattern.front() == '/' && pattern.back() == '/') {
@@ -63,15 +94,25 @@ bool MatchesTarget(const std::string& pattern, const std::string& name) {
   return pattern == name;
 }
 
+Trainer::Trainer(const torch::OrderedDict<std::string, at::Tensor>& parameters, AttackConfig attack,
+                 std::unique_ptr<torch::optim::Optimizer> optimizer)
+    : Trainer(FromOrderedDict(parameters), std::move(attack), std::move(optimizer)) {}
+
 Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
                  std::unique_ptr<torch::optim::Optimizer> optimizer)
-    : params_(std::move(parameters)), attack_(std::move(attack)), optimizer_(std::move(optimizer)) {
+    : attack_(std::move(attack)), optimizer_(std::move(optimizer)) {
   TORCH_CHECK(optimizer_ != nullptr, "Trainer: an optimizer is required");
-  for (const auto& p : params_) {
+  for (auto& p : parameters) {
     TORCH_CHECK(p.second.defined(), "Trainer: parameter ", p.first, " is undefined");
-    TORCH_CHECK(p.second.is_leaf() && p.second.requires_grad(), "Trainer: parameter ", p.first,
-                " must be a leaf tensor that requires grad");
+    if (!p.second.requires_grad()) {
+      frozen_.push_back(p.first);  // not trained; named in errors about targets
+      continue;
+    }
+    TORCH_CHECK(p.second.is_leaf(), "Trainer: parameter ", p.first, " must be a leaf tensor");
+    params_.push_back(std::move(p));
   }
+  TORCH_CHECK(!params_.empty(), "Trainer: no trainable parameters (every parameter is frozen: ", JoinNames(frozen_), ")");
+  for (const auto& group : optimizer_->param_groups()) base_lrs_.push_back(group.options().get_lr());
   AttackConfig& a = attack_;
   TORCH_CHECK(a.k >= 1 && a.k <= kMaxAttackSteps, "attack.k must be in [1, ", kMaxAttackSteps, "], got ", a.k);
   TORCH_CHECK(!a.alpha || (std::isfinite(*a.alpha) && *a.alpha > 0), "attack.alpha must be a finite number > 0, got ",
@@ -99,7 +140,10 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
     bool input = false;
     std::vector<bool> taken(params_.size(), false);
     for (const std::string& pattern : group.targets) {
-      if (pattern == "input") {
+      if (IsInputTarget(pattern)) {
+        TORCH_CHECK(attacked_input_.empty() || attacked_input_ == pattern, "attack.groups[", g, "]: target '", pattern,
+                    "' is another input than '", attacked_input_, "'; every group must attack the same input");
+        attacked_input_ = pattern;
         input = true;
         continue;
       }
@@ -111,16 +155,19 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
         }
       }
       if (!any) {
-        std::ostringstream list;
-        for (size_t i = 0; i < names.size(); ++i) list << (i ? ", " : "") << names[i];
+        const std::vector<std::string> frozen = FrozenMatches(pattern, frozen_);
+        TORCH_CHECK(frozen.empty(), "attack.groups[", g, "]: target '", pattern, "' names frozen parameter(s) ",
+                    JoinNames(frozen), " (requires_grad is false, so they are not trained or attacked); unfreeze them "
+                    "before making the trainer, or drop them from the targets");
         TORCH_CHECK(false, "attack.groups[", g, "]: target '", pattern, "' matches no parameter; the parameters are: ",
-                    list.str(), " (or 'input' for the batch's float input)");
+                    JoinNames(names), frozen_.empty() ? "" : "; frozen: ", JoinNames(frozen_),
+                    " (or 'input', 'input[k]', 'input:name' for a float input)");
       }
     }
     // The input first (it comes before every parameter in the model), then parameters in
     // model order.
     if (input) {
-      resolved.push_back(Target{"input", -1, false});
+      resolved.push_back(Target{attacked_input_, -1, false});
       targets_input_ = true;
     }
     for (size_t i = 0; i < params_.size(); ++i) {
@@ -198,11 +245,116 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Ten
   TORCH_CHECK(false, "optimizer.type must be sgd, adam or adamw, got '", s.type, "'");
 }
 
-std::pair<int64_t, int64_t> TargetRange(const at::Tensor& target) {
+namespace {
+
+std::unique_ptr<torch::optim::OptimizerOptions> GroupOptions(const OptimizerSpec& s, const OptimizerGroupSpec& g,
+                                                             size_t k) {
+  const std::string where = "optimizer.groups[" + std::to_string(k) + "]";
+  const double lr = g.lr >= 0 ? g.lr : s.lr;
+  const double wd = g.weight_decay >= 0 ? g.weight_decay : s.weight_decay.value_or(DefaultWeightDecay(s.type));
+  TORCH_CHECK(std::isfinite(lr) && std::isfinite(wd), where, ": lr and weightDecay must be finite");
+  if (s.type == "sgd") {
+    TORCH_CHECK(g.momentum < 0 || std::isfinite(g.momentum), where, ".momentum must be finite");
+    const double momentum = g.momentum >= 0 ? g.momentum : s.momentum;
+    TORCH_CHECK(!s.nesterov || (momentum > 0 && s.dampening == 0), where, ": nesterov needs momentum > 0");
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(lr).momentum(momentum).nesterov(s.nesterov).dampening(s.dampening).weight_decay(wd));
+  }
+  TORCH_CHECK(g.momentum < 0, where, ".momentum is for SGD only");
+  if (s.type == "adam") {
+    return std::make_unique<torch::optim::AdamOptions>(
+        torch::optim::AdamOptions(lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(wd).amsgrad(s.amsgrad));
+  }
+  return std::make_unique<torch::optim::AdamWOptions>(
+      torch::optim::AdamWOptions(lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(wd).amsgrad(s.amsgrad));
+}
+
+}  // namespace
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<NamedParameter>& params, const OptimizerSpec& s) {
+  std::vector<at::Tensor> trainable;
+  std::vector<std::string> names, frozen;
+  for (const auto& p : params) {
+    if (p.second.requires_grad()) {
+      trainable.push_back(p.second);
+      names.push_back(p.first);
+    } else {
+      frozen.push_back(p.first);
+    }
+  }
+  OptimizerSpec plain = s;
+  plain.groups.clear();
+  std::unique_ptr<torch::optim::Optimizer> base = MakeOptimizer(trainable, plain);  // checks the shared settings
+  if (s.groups.empty()) return base;
+  std::vector<std::vector<at::Tensor>> members(s.groups.size() + 1);
+  std::vector<bool> any(s.groups.size(), false);
+  for (size_t i = 0; i < trainable.size(); ++i) {
+    size_t into = 0;
+    for (size_t k = 0; k < s.groups.size() && into == 0; ++k) {
+      for (const auto& pattern : s.groups[k].params) {
+        if (MatchesTarget(pattern, names[i])) {
+          into = k + 1;
+          break;
+        }
+      }
+    }
+    members[into].push_back(trainable[i]);
+    if (into > 0) any[into - 1] = true;
+  }
+  for (size_t k = 0; k < s.groups.size(); ++k) {
+    TORCH_CHECK(!s.groups[k].params.empty(), "optimizer.groups[", k, "].params must not be empty");
+    if (any[k]) continue;
+    std::vector<std::string> hit;
+    for (const auto& pattern : s.groups[k].params) {
+      for (const auto& n : FrozenMatches(pattern, frozen)) hit.push_back(n);
+    }
+    TORCH_CHECK(hit.empty(), "optimizer.groups[", k, "] names only frozen parameter(s) ", JoinNames(hit),
+                " (requires_grad is false, so they are not trained)");
+    TORCH_CHECK(false, "optimizer.groups[", k, "]: no trainable parameter matches ", JoinNames(s.groups[k].params),
+                " (an earlier group may have taken them); the trainable parameters are: ", JoinNames(names));
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(members[0], GroupOptions(s, OptimizerGroupSpec{}, 0));
+  for (size_t k = 0; k < s.groups.size(); ++k) groups.emplace_back(members[k + 1], GroupOptions(s, s.groups[k], k));
+  if (s.type == "sgd") {
+    return std::make_unique<torch::optim::SGD>(groups, static_cast<const torch::optim::SGDOptions&>(base->defaults()));
+  }
+  if (s.type == "adam") {
+    return std::make_unique<torch::optim::Adam>(groups, static_cast<const torch::optim::AdamOptions&>(base->defaults()));
+  }
+  return std::make_unique<torch::optim::AdamW>(groups, static_cast<const torch::optim::AdamWOptions&>(base->defaults()));
+}
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const torch::OrderedDict<std::string, at::Tensor>& params,
+                                                       const OptimizerSpec& spec) {
+  return MakeOptimizer(FromOrderedDict(params), spec);
+}
+
+std::pair<int64_t, int64_t> TargetRange(const at::Tensor& target, int64_t ignore_index) {
   if (target.numel() == 0) return {0, -1};
-  // One read for both ends: on a GPU, one host sync.
-  const at::Tensor ends = at::stack({target.min(), target.max()}).to(at::kCPU);
-  return {ends[0].item<int64_t>(), ends[1].item<int64_t>()};
+  // Ignored entries become a value inside the range of the others (their minimum), so
+  // one read gives both ends: on a GPU, one host sync.
+  const at::Tensor keep = target != ignore_index;
+  const at::Tensor big = at::full({}, std::numeric_limits<int64_t>::max(), target.options());
+  const at::Tensor small = at::full({}, std::numeric_limits<int64_t>::min(), target.options());
+  const at::Tensor ends = at::stack({at::where(keep, target, big).min(), at::where(keep, target, small).max()}).to(at::kCPU);
+  const int64_t lo = ends[0].item<int64_t>(), hi = ends[1].item<int64_t>();
+  if (lo == std::numeric_limits<int64_t>::max()) return {0, -1};  // every entry ignored
+  return {lo, hi};
+}
+
+namespace {
+// Cross-entropy's layout: true when the classes are the last dimension of the output
+// (output [B, ..., C] with target [B, ...]), false for PyTorch's class-second layout.
+bool ClassLast(const at::Tensor& output, const at::Tensor& target) {
+  if (output.dim() != target.dim() + 1) return false;
+  return output.sizes().slice(0, output.dim() - 1) == target.sizes() && output.dim() > 2;
+}
+}  // namespace
+
+int64_t ClassCount(const at::Tensor& output, const at::Tensor& target) {
+  if (output.dim() < 2) return 0;
+  return ClassLast(output, target) ? output.size(-1) : output.size(1);
 }
 
 void CheckTargetRange(int64_t lo, int64_t hi, int64_t classes) {
@@ -213,22 +365,34 @@ void CheckTargetRange(int64_t lo, int64_t hi, int64_t classes) {
 
 at::Tensor ComputeLoss(const LossSpec& spec, const at::Tensor& output, const at::Tensor& target, bool check_targets) {
   if (spec.type == "cross_entropy") {
-    TORCH_CHECK(output.dim() >= 2, "cross_entropy: the model output must be [batch, classes], got shape ", output.sizes());
+    TORCH_CHECK(output.dim() >= 2, "cross_entropy: the model output must be [batch, classes] (or [batch, tokens, classes]), got shape ",
+                output.sizes());
     TORCH_CHECK(target.scalar_type() == at::kLong, "cross_entropy: the target must be int64 class indices, got ",
                 target.scalar_type());
+    const bool class_last = ClassLast(output, target);
+    TORCH_CHECK(class_last || (output.dim() == target.dim() + 1 && output.size(0) == target.size(0) &&
+                               output.sizes().slice(2) == target.sizes().slice(1)),
+                "cross_entropy: the output's shape ", output.sizes(), " does not fit the target's ", target.sizes(),
+                " (expected [B, C] with [B], [B, T, C] with [B, T], or [B, C, d1, ...] with [B, d1, ...])");
     if (check_targets) {
-      const auto range = TargetRange(target);
-      CheckTargetRange(range.first, range.second, output.size(1));
+      const auto range = TargetRange(target, spec.ignore_index);
+      CheckTargetRange(range.first, range.second, ClassCount(output, target));
     }
     c10::optional<at::Tensor> weights;
     if (spec.class_weights.defined()) weights = spec.class_weights.to(output.device(), output.scalar_type());
-    return at::cross_entropy_loss(output, target, weights, at::Reduction::Mean, -100, spec.label_smoothing);
+    // Token level: [B, T, C] logits as B*T rows of C classes (the same mean over the
+    // non-ignored tokens as PyTorch's [B, C, T] layout).
+    const at::Tensor logits = class_last ? output.reshape({-1, output.size(-1)}) : output;
+    const at::Tensor labels = class_last ? target.reshape({-1}) : target;
+    return at::cross_entropy_loss(logits, labels, weights, at::Reduction::Mean, spec.ignore_index, spec.label_smoothing);
   }
   if (spec.type == "bce_with_logits") {
     return at::binary_cross_entropy_with_logits(output, target.to(output.scalar_type()), {}, {}, at::Reduction::Mean);
   }
   if (spec.type == "mse") return at::mse_loss(output, target.to(output.scalar_type()));
-  TORCH_CHECK(false, "loss.type must be cross_entropy, bce_with_logits or mse, got '", spec.type, "'");
+  TORCH_CHECK(spec.type != "model", "loss.type 'model' takes the loss from the model's forward (LossFromModule), "
+              "not from ComputeLoss");
+  TORCH_CHECK(false, "loss.type must be cross_entropy, bce_with_logits, mse or model, got '", spec.type, "'");
 }
 
 }  // namespace engine
