@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { shardBatches } from './distributed';
 import { writeError, writeFileSynced } from './files';
 import * as is from './is';
 import { Logger, LogEvent } from './logging/types';
@@ -161,6 +162,8 @@ interface SavedState {
   history: EpochRecord[];
   best: FitResult['best'];
   bad: number;
+  /** Processes of the run that wrote it (distributed training); absent: 1. */
+  worldSize?: number;
 }
 
 /**
@@ -222,6 +225,14 @@ async function restoreCheckpoint(trainer: Trainer, dir: string): Promise<SavedSt
     throw new Error(`fit: cannot read the checkpoint ${path.join(dir, 'state.json')}: ${(e as Error).message}`);
   }
   if (state.version !== CHECKPOINT_VERSION) throw new Error(`fit: checkpoint '${dir}' has version ${state.version}, expected ${CHECKPOINT_VERSION}`);
+  const saved_ = state.worldSize ?? 1;
+  const now = trainer.group?.worldSize ?? 1;
+  if (saved_ !== now) {
+    // The shards, the global batch and the steps per epoch all depend on the world size.
+    throw new Error(
+      `fit: checkpoint '${dir}' was written by a run of ${saved_} process(es), but this run has ${now}: resume with ${saved_} process(es) (the data shards, the global batch and the step count depend on it)`,
+    );
+  }
   const saved = await Module.load(path.join(dir, 'model.pt'));
   trainer.module.loadStateDict(saved.stateDict());
   await trainer.loadState(path.join(dir, 'optimizer.pt'));
@@ -281,12 +292,20 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     checkMonitor('earlyStopping.monitor', o.earlyStopping.monitor);
   }
 
-  let state: SavedState = { version: CHECKPOINT_VERSION, epoch: 0, globalStep: 0, history: [], best: null, bad: 0 };
+  // Distributed training: each rank trains on its shard of every epoch; the epoch's
+  // figures are summed over ranks; rank 0 alone validates, logs and writes checkpoints.
+  const group = trainer.group;
+  const rank = group?.rank ?? 0;
+  const world = group?.worldSize ?? 1;
+  await trainer.ready;
+  let state: SavedState = { version: CHECKPOINT_VERSION, epoch: 0, globalStep: 0, history: [], best: null, bad: 0, ...(world > 1 ? { worldSize: world } : {}) };
   if (o.resume !== undefined) {
     state = await restoreCheckpoint(trainer, findLast(o.resume));
   }
   const started = Date.now();
-  const emit = (e: Omit<LogEvent, 'time'>) => loggers.forEach((l) => l.log({ ...e, time: Date.now() - started }));
+  const emit = (e: Omit<LogEvent, 'time'>) => {
+    if (rank === 0) loggers.forEach((l) => l.log({ ...e, time: Date.now() - started }));
+  };
   emit({ kind: 'run-start', step: trainer.globalStep, epoch: state.epoch, values: {} });
   let stoppedEarly = false;
   let stopReason: string | null = null;
@@ -304,8 +323,9 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       let firstFailure: string | null = null;
       let batch = 0;
       let micro = 0;
-      const source = o.train(epoch);
-      const batches = Array.isArray(source) ? source.length : undefined;
+      const all = o.train(epoch);
+      const source = world > 1 ? shardBatches(all, rank, world) : all;
+      const batches = Array.isArray(all) ? Math.floor(all.length / world) : undefined;
       if (batches !== undefined && batches < accumulate) {
         throw new RangeError(`${where}: accumulate ${accumulate} is larger than the ${batches} batches of epoch ${epoch}; no optimizer step would run`);
       }
@@ -343,6 +363,19 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         }
       }
       if (aborted) break;
+      if (group !== null && world > 1) {
+        // The epoch's figures over every rank, so that each rank takes the same decisions.
+        while (advSum.length < trainer.targets.length) advSum.push(0);
+        const figures = tensor([lossSum, applied, notApplied, skippedAttacks, optimizerSteps, failed, batch, ...advSum], { dtype: 'float64' });
+        await group.allReduce(figures, 'sum');
+        const v = Array.from(figures.toTypedArray() as Float64Array);
+        figures.dispose();
+        [lossSum, applied, notApplied, skippedAttacks] = v;
+        optimizerSteps = v[4] / world;
+        failed = v[5];
+        batch = v[6];
+        advSum = v.slice(7);
+      }
       if (batch === 0) throw new TrainingError(`${where}: epoch ${epoch} has no training batches`);
       if (optimizerSteps === 0) {
         throw new TrainingError(
@@ -364,7 +397,18 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         skippedAttacks,
         seconds: (Date.now() - t0) / 1000,
       };
-      if (o.validation) {
+      if (o.validation && group !== null && world > 1) {
+        // The replicas are identical: rank 0 evaluates, the others take its figures.
+        const m = rank === 0 ? await evaluate(trainer.module, o.validation(epoch)) : null;
+        const figures = tensor(m ? [m.loss, m.accuracy, m.macroF1, m.examples] : [0, 0, 0, 0], { dtype: 'float64' });
+        await group.broadcast(figures, 0);
+        const [loss, accuracy, macroF1, examples] = Array.from(figures.toTypedArray() as Float64Array);
+        figures.dispose();
+        record.validation = { loss, accuracy, macroF1, examples };
+        if (!Number.isFinite(record.validation.loss)) {
+          throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
+        }
+      } else if (o.validation) {
         record.validation = await evaluate(trainer.module, o.validation(epoch));
         if (!Number.isFinite(record.validation.loss)) {
           throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
@@ -386,7 +430,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       const improved =
         current !== undefined && !Number.isNaN(current) && (state.best === null || (mode === 'max' ? current > state.best.value : current < state.best.value));
       if (improved && o.checkpoint) {
-        const dir = await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state);
+        const dir = rank === 0 ? await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state) : path.join(o.checkpoint.dir, 'best');
         state.best = { epoch, value: current as number, monitor, dir };
       } else if (improved) {
         state.best = { epoch, value: current as number, monitor, dir: '' };
@@ -408,7 +452,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
             `(best ${best.toFixed(4)} at epoch ${state.history[all.indexOf(best)]?.epoch ?? '?'}); stopped after epoch ${epoch} of ${epochs}`;
         }
       }
-      if (o.checkpoint) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
+      if (o.checkpoint && rank === 0) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
       if (o.onEpochEnd) await o.onEpochEnd(record);
     }
     emit({ kind: 'run-end', step: trainer.globalStep, epoch: state.epoch, values: {} });

@@ -51,11 +51,14 @@ export type {
   OptimizerConfig,
   LossConfig,
   TrainerOptions,
+  DistributedTrainerOptions,
   StepOptions,
   StepResult,
 } from './trainer';
 export { constantLR, stepLR, cosineLR, linearWarmup } from './schedule';
 export type { Schedule } from './schedule';
+export { ProcessGroup, distributedInfo, distributedEnv, shardBatches, launchLocal, freePort } from './distributed';
+export type { DistributedEnv, ProcessGroupOptions, LaunchOptions, LaunchResult } from './distributed';
 export { fit, evaluate } from './fit';
 export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './fit';
 export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger, crc32c, maskedCrc32c } from './logging';

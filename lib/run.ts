@@ -18,6 +18,7 @@ import {
   Vocabulary,
 } from './data';
 import { readError } from './data/errors';
+import { ProcessGroup } from './distributed';
 import { fsReason, writeError, writeFileSynced } from './files';
 import { Batch, evaluate, fit, FitResult, Metrics } from './fit';
 import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './logging';
@@ -101,6 +102,14 @@ export const RUN_SCHEMA: Field = {
             fuser: { type: 'enum', values: ['none', 'tensorexpr'], default: 'none' },
           },
         },
+        distributed: {
+          type: 'object',
+          fields: {
+            direction: { type: 'enum', values: ['local', 'allreduced'], default: 'local' },
+            bucketMB: { type: 'number', min: 0, exclusiveMin: true, max: 1048576, default: 25 },
+            timeoutMs: { type: 'integer', min: 1, default: 300000 },
+          },
+        },
       },
     },
     output: {
@@ -164,6 +173,8 @@ export interface RunConfig {
     autocast: 'off' | 'bf16';
     /** TorchScript execution (setJitOptions). */
     jit: { executor: 'simple' | 'profiling' | 'legacy'; fuser: 'none' | 'tensorexpr' };
+    /** Data-parallel training (`dropattack train --nproc N`, or under torchrun's environment). */
+    distributed: { direction: 'local' | 'allreduced'; bucketMB: number; timeoutMs: number };
   };
   output: { dir: string; tensorboard: boolean; jsonl: boolean; progress: boolean; checkpoint: boolean };
   compare?: { methods?: ({ label: string } & Record<string, unknown>)[] };
@@ -416,15 +427,23 @@ export function placeModel(model: Module, device: string): void {
  * them. Any error from the trainer is its options' (optimizer, loss, attack targets): a
  * ConfigError under `field`.
  */
-export async function makeTrainer(config: RunConfig, data: PreparedData, attack: AttackConfig, field: string): Promise<{ model: Module; trainer: Trainer }> {
+export async function makeTrainer(
+  config: RunConfig,
+  data: PreparedData,
+  attack: AttackConfig,
+  field: string,
+  group?: ProcessGroup,
+): Promise<{ model: Module; trainer: Trainer }> {
   checkDevice(config.training.device);
   const model = await buildModel(config, data);
   placeModel(model, config.training.device);
+  const dist = config.training.distributed;
   const options = {
     optimizer: config.optimizer,
     attack,
     ...(Object.keys(config.loss).length ? { loss: config.loss } : {}),
     ...(config.training.autocast !== 'off' ? { autocast: config.training.autocast } : {}),
+    ...(group ? { distributed: { group, direction: dist?.direction ?? 'local', bucketMB: dist?.bucketMB ?? 25 } } : {}),
   } as unknown as TrainerOptions;
   try {
     return { model, trainer: new Trainer(model, options) };
@@ -478,6 +497,12 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Resumes from output.dir/name/label/checkpoints/last, with the run's saved vocabulary and labels. */
   resume?: boolean;
+  /**
+   * Data-parallel training with this process group: each rank trains on its shard of every
+   * epoch's batches (config.data.batchSize per rank); rank 0 alone writes the run's files
+   * (logs, TensorBoard, checkpoints, summary).
+   */
+  group?: ProcessGroup;
 }
 
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
@@ -508,33 +533,43 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
   setJitOptions(config.training.jit);
   manualSeed(config.training.seed);
   const data = options.data ?? (await prepareData(config, fixed));
-  const batchesPerEpoch = Math.ceil(data.trainExamples / config.data.batchSize);
+  const world = options.group?.worldSize ?? 1;
+  const writes = (options.group?.rank ?? 0) === 0;
+  // Each rank runs its share of the batches (the remainder of the count divided by the
+  // world size is dropped: see shardBatches).
+  const batchesPerEpoch = Math.floor(Math.ceil(data.trainExamples / config.data.batchSize) / world);
   if (config.training.accumulate > batchesPerEpoch) {
     throw new ConfigError(
       'config.training.accumulate',
-      `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es) (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
+      `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es)${world > 1 ? ` per process (${world} processes)` : ''} (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const { model, trainer } = await makeTrainer(config, data, attack, 'config');
-  // Now the run's files.
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw writeError('run', dir, e);
-  }
-  if (data.vocab && !fixed.vocabFile) {
-    const file = path.join(dir, 'vocab.json');
-    await data.vocab.save(file).catch((e: unknown) => {
-      throw writeError('run', file, e);
-    });
-  }
-  if (!fixed.labelsFile) saveLabels(path.join(dir, 'labels.json'), data.labelNames);
-  writeFileSynced('run', path.join(dir, 'config.json'), JSON.stringify({ ...config, attack }, null, 2));
+  const { model, trainer } = await makeTrainer(config, data, attack, 'config', options.group);
+  await trainer.ready;
+  // Now the run's files (rank 0's alone in distributed training).
   const loggers: Logger[] = [...(options.loggers ?? [])];
-  if (config.output.progress) loggers.push(new ProgressLogger(options.stream ?? process.stdout, { epochs: config.training.epochs }));
-  if (config.output.jsonl) loggers.push(new JsonlLogger(path.join(dir, 'log.jsonl')));
-  if (config.output.tensorboard) loggers.push(new TensorBoardLogger(path.join(dir, 'tensorboard')));
-  const stepsPerEpoch = Math.ceil(data.trainExamples / config.data.batchSize / config.training.accumulate);
+  if (writes) {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw writeError('run', dir, e);
+    }
+    if (data.vocab && !fixed.vocabFile) {
+      const file = path.join(dir, 'vocab.json');
+      await data.vocab.save(file).catch((e: unknown) => {
+        throw writeError('run', file, e);
+      });
+    }
+    if (!fixed.labelsFile) saveLabels(path.join(dir, 'labels.json'), data.labelNames);
+    writeFileSynced('run', path.join(dir, 'config.json'), JSON.stringify({ ...config, attack }, null, 2));
+    if (config.output.progress) loggers.push(new ProgressLogger(options.stream ?? process.stdout, { epochs: config.training.epochs }));
+    if (config.output.jsonl) loggers.push(new JsonlLogger(path.join(dir, 'log.jsonl')));
+    if (config.output.tensorboard) loggers.push(new TensorBoardLogger(path.join(dir, 'tensorboard')));
+  }
+  const stepsPerEpoch =
+    world === 1
+      ? Math.ceil(data.trainExamples / config.data.batchSize / config.training.accumulate)
+      : Math.max(1, Math.floor(batchesPerEpoch / config.training.accumulate));
   const lr = schedule(config, stepsPerEpoch);
   const started = Date.now();
   const result = await fit(trainer, {
@@ -551,7 +586,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     loggers,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  if (result.stopReason) notify(result.stopReason);
+  if (result.stopReason && writes) notify(result.stopReason);
   const seconds = (Date.now() - started) / 1000;
   const last = result.history[result.history.length - 1];
   if (last === undefined) throw new Error(`run '${config.name}' was aborted before its first epoch ended`);
@@ -568,7 +603,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     secondsPerEpoch: seconds / Math.max(1, result.history.length),
     history: result.history,
   };
-  writeFileSynced('run', path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
+  if (writes) writeFileSynced('run', path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
   return summary;
 }
 

@@ -1,3 +1,4 @@
+import { ProcessGroup } from './distributed';
 import * as is from './is';
 import { rejecting, Module } from './module';
 import { native, AttackMethodInfo, NativeTrainer } from './native';
@@ -90,6 +91,27 @@ export interface TrainerOptions {
    * dtype (fp32 master weights). Default `'off'`.
    */
   autocast?: 'off' | 'bf16';
+  /**
+   * Data-parallel training over a {@link ProcessGroup}: every rank builds its Trainer on
+   * the same model (a collective: rank 0's parameters and buffers are copied to the
+   * others), then each step averages the update's gradient across ranks. See
+   * docs/methods.md, "Distributed training".
+   */
+  distributed?: DistributedTrainerOptions;
+}
+
+/** The `distributed` option of a {@link Trainer}. */
+export interface DistributedTrainerOptions {
+  group: ProcessGroup;
+  /**
+   * Which gradient each rank attacks with. `'local'` (default): its own batch's, with no
+   * communication beyond the update's all-reduce. `'allreduced'`: the average across
+   * ranks, as one process with the whole global batch (or a DDP model) would use; one
+   * extra all-reduce of the attacked tensors per attack pass.
+   */
+  direction?: 'local' | 'allreduced';
+  /** Size of the all-reduce buckets in MiB. Default 25. */
+  bucketMB?: number;
 }
 
 export interface StepOptions {
@@ -127,8 +149,8 @@ export interface StepResult {
   reason: string | null;
   /** Targets that took the row-sparse embedding path in this step. */
   sparseTargets: string[];
-  /** Seconds per phase, with `timePhases`. */
-  times?: { forward: number; backward: number; perturb: number; optimizer: number };
+  /** Seconds per phase, with `timePhases` (`communication`: collectives of distributed training). */
+  times?: { forward: number; backward: number; perturb: number; optimizer: number; communication: number };
 }
 
 const LOSS_TYPES = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse' } as const;
@@ -223,10 +245,28 @@ export class Trainer {
   /** @internal */
   readonly handle: NativeTrainer;
   readonly module: Module;
+  /** The process group of distributed training, or null. */
+  readonly group: ProcessGroup | null = null;
+  /**
+   * Resolves when the Trainer is ready to step: at once in one process; with
+   * `distributed`, once rank 0's parameters have reached every rank (step() waits for it).
+   */
+  readonly ready: Promise<void> = Promise.resolve();
 
   constructor(module: Module, options: TrainerOptions) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
-    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss', 'autocast']);
+    const o = is.options<TrainerOptions>('Trainer', options, ['optimizer', 'attack', 'loss', 'autocast', 'distributed']);
+    let distributed: { group: ProcessGroup; direction: string; bucketBytes: number } | null = null;
+    if (o.distributed !== undefined) {
+      const where = 'Trainer: distributed';
+      const d = is.options<DistributedTrainerOptions>(where, o.distributed, ['group', 'direction', 'bucketMB']);
+      if (!(d.group instanceof ProcessGroup)) throw is.invalidType(where, 'group', 'a ProcessGroup', d.group);
+      d.group.live(where);
+      const direction = d.direction === undefined ? 'local' : is.oneOf(where, 'direction', d.direction, ['local', 'allreduced'] as const);
+      const mb = d.bucketMB === undefined ? 25 : is.finite(where, 'bucketMB', d.bucketMB);
+      if (!(mb > 0) || mb > 1 << 20) throw is.invalidRange(where, 'bucketMB', 'in (0, 1048576]', d.bucketMB);
+      distributed = { group: d.group, direction, bucketBytes: Math.max(1, Math.round(mb * 1024 * 1024)) };
+    }
     if (o.optimizer === undefined) throw new TypeError('Trainer: optimizer is required');
     this.module = module;
     this.handle = native.trainerNew(
@@ -236,10 +276,20 @@ export class Trainer {
       validateLoss(o.loss),
       { autocast: o.autocast === undefined ? 'off' : is.oneOf('Trainer', 'autocast', o.autocast, ['off', 'bf16'] as const) },
     );
+    if (distributed !== null) {
+      this.group = distributed.group;
+      const ready = native.trainerSetDistributed(this.handle, distributed.group.live('Trainer'), {
+        direction: distributed.direction,
+        bucketBytes: distributed.bucketBytes,
+      });
+      ready.catch(() => undefined); // reported by every step (and by awaiting ready)
+      this.ready = ready;
+    }
   }
 
   /** Runs one training step on a batch: `inputs` are the model's forward arguments. */
   step(inputs: Tensor | Tensor[], target: Tensor, options?: StepOptions): Promise<StepResult> {
+    if (this.group !== null) return this.ready.then(() => this.startStep(inputs, target, options));
     return rejecting(() => this.startStep(inputs, target, options));
   }
 

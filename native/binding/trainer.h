@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "engine/engine.h"
+#include "distributed.h"
 #include "module.h"
 
 namespace dropattack {
@@ -19,6 +20,8 @@ struct TrainerState {
   // Forward passes under autocast to bfloat16 (parameters, gradients and the optimizer
   // stay in their own dtype: fp32 master weights).
   bool autocast_bf16 = false;
+  // Data-parallel training: the group its steps use (marked busy while a step runs).
+  std::shared_ptr<ProcessGroupState> group;
 };
 
 class Trainer : public Napi::ObjectWrap<Trainer> {

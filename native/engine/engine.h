@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "distributed.h"
+
 namespace dropattack {
 namespace engine {
 
@@ -66,6 +68,7 @@ using LossFn = std::function<at::Tensor(const at::Tensor& input)>;
 
 struct PhaseTimes {
   double forward = 0, backward = 0, perturb = 0, optimizer = 0;  // seconds
+  double communication = 0;  // seconds in collectives (distributed training), part of no other phase
 };
 
 struct StepResult {
@@ -106,6 +109,14 @@ class Trainer {
   /// The resolved target names of each group ("input" stays "input").
   const std::vector<std::vector<std::string>>& resolved_targets() const { return target_names_; }
 
+  /// Data-parallel training over `config.comm`: every step averages the update's gradient
+  /// across ranks (bucketed all-reduce after the backward passes) and, with direction
+  /// "allreduced", each attack direction too. A collective: every rank calls it, and rank
+  /// 0's parameters are copied to the others so that the replicas start identical.
+  void set_distributed(DistributedConfig config);
+  /// The distributed settings, or nullptr in a single process.
+  const DistributedConfig* distributed() const { return dist_.comm ? &dist_ : nullptr; }
+
  private:
   struct Target {
     std::string name;
@@ -121,6 +132,10 @@ class Trainer {
   int64_t global_step_ = 0;
   bool has_pending_micro_batch_ = false;
   bool targets_input_ = false;
+  DistributedConfig dist_;
+  // A micro-batch whose loss was not finite on this rank while accumulating; reported when
+  // the ranks agree on the update (distributed only).
+  std::string dist_pending_failure_;
 
   friend class StepContext;
 };

@@ -1,0 +1,147 @@
+// Data-parallel training across processes on loopback (c10d, Gloo): 2 processes with a
+// batch of 32 each against 1 process with the batch of 64, replicas identical after every
+// step, a dead rank ending the job, an unreachable store named in the error, and resume
+// refusing another world size.
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { distributedInfo, fit, freePort, launchLocal, Module, ProcessGroup, tensor, Trainer } from '../lib';
+
+const WORKER = path.join(__dirname, 'fixtures', 'dist-worker.js');
+const available = distributedInfo().available;
+const describeIf = available ? describe : describe.skip;
+
+interface Run {
+  params: Record<string, number[]>;
+  checksums: number[];
+  world: number;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-dist-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Runs the worker alone (no distributed environment). */
+function single(mode: string, steps: number): Promise<Run> {
+  const out = path.join(tmp, `single-${mode}.json`);
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '1' };
+    for (const k of ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT']) delete env[k];
+    const child = spawn(process.execPath, [WORKER, out, mode, String(steps)], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c) => (err += c));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(fs.readFileSync(out, 'utf8')) as Run) : reject(new Error(`single ${mode}: ${code}: ${err}`))));
+  });
+}
+
+/** Runs `n` workers through the launcher. */
+async function job(n: number, mode: string, steps: number): Promise<Run> {
+  const out = path.join(tmp, `job-${n}-${mode}.json`);
+  const r = await launchLocal(n, [WORKER, out, mode, String(steps)], { env: { OMP_NUM_THREADS: '1' } });
+  if (r.code !== 0) throw new Error(`job ${mode}: worker ${JSON.stringify(r.failed)}`);
+  return JSON.parse(fs.readFileSync(out, 'utf8')) as Run;
+}
+
+function maxDiff(a: Run, b: Run): number {
+  let m = 0;
+  for (const name of Object.keys(a.params)) {
+    const x = a.params[name];
+    const y = b.params[name];
+    expect(y).toHaveLength(x.length);
+    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  }
+  return m;
+}
+
+describeIf('distributed training (2 processes, loopback)', () => {
+  jest.setTimeout(120000);
+  const STEPS = 6;
+
+  test('plain training: 2 x batch 32 equals 1 x batch 64, replicas identical every step', async () => {
+    const [one, two] = await Promise.all([single('plain', STEPS), job(2, 'plain', STEPS)]);
+    expect(two.world).toBe(2);
+    expect(two.checksums).toHaveLength(STEPS);
+    // The parameters moved (a run that did nothing would match trivially).
+    const initial = Module.build({ kind: 'mlp', inputDim: 16, hiddenSizes: [32], numClasses: 4, dropout: 0 }, { seed: 7 });
+    const start: Run = { params: {}, checksums: [], world: 1 };
+    for (const [name, p] of initial.namedParameters()) start.params[name] = Array.from(p.toTypedArray() as Float32Array);
+    expect(maxDiff(one, start)).toBeGreaterThan(1e-2);
+    expect(maxDiff(one, two)).toBeLessThan(1e-6);
+  });
+
+  test("DropAttack with the 'allreduced' direction equals 1 process; 'local' does not", async () => {
+    const one = await single('allreduced', STEPS);
+    const two = await job(2, 'allreduced', STEPS);
+    expect(maxDiff(one, two)).toBeLessThan(1e-6);
+    // Each rank's own gradient as the direction is another method: it must differ.
+    const local = await job(2, 'local', STEPS);
+    expect(maxDiff(one, local)).toBeGreaterThan(1e-5);
+  });
+
+  test('a killed rank ends the job with an error, not a hang', async () => {
+    // Without the launcher: rank 0 must notice by itself that rank 1 is gone.
+    const port = await freePort();
+    const out = path.join(tmp, 'die.json');
+    const started = Date.now();
+    const results = await Promise.all(
+      [0, 1].map(
+        (rank) =>
+          new Promise<{ code: number | null; signal: string | null; err: string }>((resolve) => {
+            const env = { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DIST_TIMEOUT_MS: '30000' };
+            const child = spawn(process.execPath, [WORKER, out, 'die', '10'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+            let err = '';
+            child.stderr.on('data', (c) => (err += c));
+            child.on('exit', (code, signal) => resolve({ code, signal, err }));
+          }),
+      ),
+    );
+    expect(results[1].signal).toBe('SIGKILL');
+    expect(results[0].code).toBe(1);
+    expect(results[0].err).toMatch(/rank 0: distributed: .*failed on rank 0/);
+    expect(Date.now() - started).toBeLessThan(60000);
+    // Through the launcher: the job fails and names the rank that died.
+    const r = await launchLocal(2, [WORKER, out, 'die', '10'], { env: { OMP_NUM_THREADS: '1', DIST_TIMEOUT_MS: '30000' }, killGraceMs: 2000 });
+    expect(r.code).not.toBe(0);
+    expect(r.failed).not.toBeNull();
+  });
+
+  test('a rank that cannot reach the store fails naming the address', async () => {
+    const port = await freePort();
+    await expect(ProcessGroup.init({ rank: 1, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: 1500 })).rejects.toThrow(
+      new RegExp(`rank 1 could not reach the rendezvous store at 127\\.0\\.0\\.1:${port}`),
+    );
+  });
+
+  test('one process is a group of 1: collectives and a trainer work, bad options are refused', async () => {
+    const port = await freePort();
+    const g = await ProcessGroup.init({ rank: 0, worldSize: 1, masterPort: port, timeoutMs: 5000 });
+    expect([g.rank, g.worldSize, g.backend]).toEqual([0, 1, 'gloo']);
+    const t = tensor(new Float32Array([1, 2, 3]));
+    await g.allReduce(t, 'mean');
+    expect(Array.from(t.toTypedArray() as Float32Array)).toEqual([1, 2, 3]);
+    const m = Module.build({ kind: 'mlp', inputDim: 4, hiddenSizes: [], numClasses: 2 }, { seed: 1 });
+    expect(() => new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: g, direction: 'global' as 'local' } })).toThrow(RangeError);
+    expect(() => new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: {} as ProcessGroup } })).toThrow(TypeError);
+    const tr = new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: g } });
+    const r = await tr.step(tensor(new Float32Array(8), { shape: [2, 4] }), tensor(new BigInt64Array(2)), { timePhases: true });
+    expect(r.applied).toBe(true);
+    expect(r.times?.communication).toBeGreaterThan(0);
+    g.close();
+    await expect(tr.step(tensor(new Float32Array(8), { shape: [2, 4] }), tensor(new BigInt64Array(2)))).rejects.toThrow(/closed/);
+    await expect(g.barrier()).rejects.toThrow(/closed/);
+  });
+});
+
+test('resume refuses a checkpoint of another world size', async () => {
+  const dir = path.join(tmp, 'ckpt');
+  const m = Module.build({ kind: 'mlp', inputDim: 4, hiddenSizes: [], numClasses: 2 }, { seed: 1 });
+  const trainer = new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 } });
+  const batches = () => [{ inputs: [tensor(new Float32Array(8), { shape: [2, 4] })], target: tensor(new BigInt64Array(2)) }];
+  await fit(trainer, { epochs: 1, train: batches, checkpoint: { dir } });
+  const file = path.join(dir, 'last', 'state.json');
+  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  expect(state.worldSize).toBeUndefined(); // one process: the file is as before
+  fs.writeFileSync(file, JSON.stringify({ ...state, worldSize: 2 }));
+  await expect(fit(trainer, { epochs: 2, train: batches, resume: dir })).rejects.toThrow(/written by a run of 2 process\(es\), but this run has 1/);
+});
