@@ -1,14 +1,14 @@
 // A batch-job server: the run configurations given on the command line are queued and
 // trained one after another while the HTTP endpoints keep answering with the queue and
 // the live progress (training steps run on the thread pool). The server is the one of
-// `dropattack serve` (lib/serve.ts, docs/serve.md): every path in a configuration is
+// `dropattack serve` (lib/app/serve.ts, docs/serve.md): every path in a configuration is
 // relative to --data-root (reads) or --runs-root (writes) and may not leave it.
 //
 //   node dist/examples/batch-jobs.js --data-root data --runs-root runs [--port 8090] [--exit-when-done] run1.json run2.json ...
 //   curl http://127.0.0.1:8090/jobs
 //   curl -X POST -H 'content-type: application/json' --data @run3.json http://127.0.0.1:8090/jobs
-import { readConfigFile } from '../lib/config';
-import { JobServer } from '../lib/serve';
+import { readConfigFile } from '../lib/app/config';
+import { JobServer } from '../lib/app/serve';
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);

@@ -2,9 +2,9 @@
  * dropattack: DropAttack (masked weight adversarial training) on LibTorch for Node.js.
  * @packageDocumentation
  */
-export { TorchError } from './errors';
-export { backends, getJitOptions, getNumThreads, setJitOptions, setNumThreads } from './backends';
-export type { BackendsInfo, JitOptions } from './backends';
+export { TorchError } from './core/errors';
+export { backends, getJitOptions, getNumThreads, setJitOptions, setNumThreads } from './core/backends';
+export type { BackendsInfo, JitOptions } from './core/backends';
 export {
   Tensor,
   Generator,
@@ -25,7 +25,7 @@ export {
   manualSeed,
   globalGeneratorState,
   setGlobalGeneratorState,
-} from './tensor';
+} from './core/tensor';
 export type {
   DType,
   Device,
@@ -37,13 +37,13 @@ export type {
   RandomOptions,
   ReduceOptions,
   CrossEntropyOptions,
-} from './tensor';
-export { perturb, Perturbation, dropMask, philox4x32, releaseCachedBackups, cachedBackupBytes } from './perturb';
-export type { PerturbOptions, DropMaskOptions } from './perturb';
-export { Module } from './module';
-export type { ModuleOutput, ModelSpec } from './module';
-export { Trainer, ATTACK_METHODS, attackMethodInfo } from './trainer';
-export type { AttackMethodInfo } from './native';
+} from './core/tensor';
+export { perturb, Perturbation, dropMask } from './core/perturb';
+export type { PerturbOptions, DropMaskOptions } from './core/perturb';
+export { Module } from './core/module';
+export type { ModuleOutput, ModelSpec } from './core/module';
+export { Trainer, ATTACK_METHODS, attackMethodInfo } from './core/trainer';
+export type { AttackMethodInfo } from './core/native';
 export type {
   AttackMethod,
   AttackGroup,
@@ -54,13 +54,15 @@ export type {
   DistributedTrainerOptions,
   StepOptions,
   StepResult,
-} from './trainer';
-export { constantLR, stepLR, cosineLR, linearWarmup } from './schedule';
-export type { Schedule } from './schedule';
-export { ProcessGroup, distributedInfo, distributedEnv, shardBatches, launchLocal, freePort } from './distributed';
-export type { DistributedEnv, ProcessGroupOptions, LaunchOptions, LaunchResult } from './distributed';
-export { fit, evaluate } from './fit';
-export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './fit';
-export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger, crc32c, maskedCrc32c } from './logging';
+} from './core/trainer';
+export { constantLR, stepLR, cosineLR, linearWarmup } from './train/schedule';
+export type { Schedule } from './train/schedule';
+export { ProcessGroup, distributedInfo, distributedEnv } from './core/distributed';
+export type { DistributedEnv, ProcessGroupOptions } from './core/distributed';
+export { shardBatches } from './train/shard';
+export { launchLocal, freePort } from './app/launch';
+export type { LaunchOptions, LaunchResult } from './app/launch';
+export { fit, evaluate } from './train/fit';
+export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './train/fit';
+export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger } from './logging';
 export type { Logger, LogEvent, ProgressOptions, ProgressStream, TensorBoardOptions } from './logging';
-export * from './data';

@@ -38,7 +38,7 @@ if [ -n "$prebuild" ]; then
   tar czf "$tarball" -C "$work/unpacked" package
 fi
 tar tzf "$tarball" | sed 's|^package/||' | sort >"$work/contents"
-for f in package.json dist/lib/index.js dist/lib/index.d.ts dist/lib/cli.js CMakeLists.txt binding.gyp \
+for f in package.json dist/lib/index.js dist/lib/index.d.ts dist/lib/app/cli.js CMakeLists.txt binding.gyp \
   scripts/install.js scripts/find-torch.js scripts/gyp-sources.js native/binding/addon.cc README.md; do
   grep -qxF "$f" "$work/contents" || { say "the tarball lacks $f" >&2; exit 1; }
 done
@@ -92,6 +92,14 @@ if [ -f "$repo/dist/lib/index.js" ] && [ -f "$repo/build/Release/dropattack.node
   [ "$result" = "$reference" ] || { say "the checkout's build gives $reference" >&2; exit 1; }
   say "the checkout's build gives the same"
 fi
+# The subpaths of the exports map resolve, and internals stay inside.
+node -e '
+const assert = require("assert");
+assert.strictEqual(typeof require("dropattack/data").readTextDataset, "function", "dropattack/data");
+assert.strictEqual(typeof require("dropattack/logging").JsonlLogger, "function", "dropattack/logging");
+assert.strictEqual(typeof require("dropattack/ops").philox4x32, "function", "dropattack/ops");
+assert.throws(() => require("dropattack/dist/lib/data/csv"), { code: "ERR_PACKAGE_PATH_NOT_EXPORTED" });
+' || { say "the exports map does not resolve as documented" >&2; exit 1; }
 npx --no-install dropattack --help >"$work/help.txt"
 grep -q '^usage:' "$work/help.txt" || { cat "$work/help.txt" >&2; say "dropattack --help printed no usage" >&2; exit 1; }
 lap "require + training step + npx dropattack --help"

@@ -2,9 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { main } from '../lib/cli';
-import { ConfigError } from '../lib/config';
-import { parseRunConfig } from '../lib/run';
+import { main } from '../lib/app/cli';
+import { ConfigError } from '../lib/app/config';
+import { parseRunConfig } from '../lib/app/run';
 
 function tinyCsv(dir: string, rows = 240): string {
   // Label 1 when the text mentions "refund" or "winner"; quoted fields with commas and newlines.

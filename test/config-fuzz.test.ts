@@ -7,8 +7,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { runCli } from '../lib/cli';
-import { mulberry32 } from '../lib/data';
+import { runCli } from '../lib/app/cli';
+import { mulberry32 } from '../lib/data/random';
 
 const CASES = 400;
 const EXAMPLES = path.join(__dirname, '..', 'examples', 'configs');

@@ -1,9 +1,9 @@
 // Devices: every test here runs on each device backends() reports (the CPU always, and
 // cuda:0..N-1 on a CUDA build with GPUs), against the CPU as the reference.
 import { Device, Module, Tensor, Trainer, backends, dropMask, tensor } from '../lib';
-import { ConfigError } from '../lib/config';
-import { evaluate } from '../lib/fit';
-import { checkDevice, parseRunConfig } from '../lib/run';
+import { ConfigError } from '../lib/app/config';
+import { evaluate } from '../lib/train/fit';
+import { checkDevice, parseRunConfig } from '../lib/app/run';
 
 const info = backends();
 const DEVICES: Device[] = ['cpu', ...Array.from({ length: info.cuda ? info.cudaDeviceCount : 0 }, (_, k) => `cuda:${k}` as Device)];

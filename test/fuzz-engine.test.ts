@@ -7,7 +7,7 @@ import * as path from 'path';
 
 import { mulberry32 } from '../lib/data/random';
 import { badThrow } from './helpers/errors';
-import { native, NativeModule, NativeTensor } from '../lib/native';
+import { native, NativeModule, NativeTensor } from '../lib/core/native';
 import { runReference } from './helpers/reference';
 
 type Fn = (...args: unknown[]) => unknown;

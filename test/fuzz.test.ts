@@ -1,4 +1,4 @@
-// Fuzz test of the RAW binding (lib/native.ts): every exported function is called with
+// Fuzz test of the RAW binding (lib/core/native.ts): every exported function is called with
 // random argument lists. Each call must return or throw a TypeError, RangeError or
 // TorchError; anything else (a plain Error, a non-Error, a native crash that kills the
 // process) is a bug.
@@ -13,8 +13,8 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
-import { native, NativeGenerator, NativePerturbation, NativeTensor } from '../lib/native';
-import { TorchError } from '../lib/errors';
+import { native, NativeGenerator, NativePerturbation, NativeTensor } from '../lib/core/native';
+import { TorchError } from '../lib/core/errors';
 import { mulberry32 } from '../lib/data/random';
 import { badThrow, NativeTypeError } from './helpers/errors';
 

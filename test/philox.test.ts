@@ -1,4 +1,4 @@
-import { dropMask, philox4x32 } from '../lib';
+import { dropMask, philox4x32 } from '../lib/ops';
 import { maskBits, philoxRef } from './helpers/philox';
 import { u8 } from './helpers/util';
 

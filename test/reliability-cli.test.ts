@@ -4,8 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { escapeForTerminal, formatError, runCli } from '../lib/cli';
-import { parseRunConfig } from '../lib/run';
+import { escapeForTerminal, formatError, runCli } from '../lib/app/cli';
+import { parseRunConfig } from '../lib/app/run';
 
 // Label 'spam' exactly when the text holds "refund" or "winner" (an easy rule).
 function mailRows(n: number, seed: number, only?: 'spam' | 'ham'): string[] {

@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { Batch, Generator, Module, Trainer, fit, randn } from '../lib';
-import { TrainingError } from '../lib/fit';
+import { TrainingError } from '../lib/train/fit';
 
 const x = randn([64, 4], { generator: new Generator(1) });
 const y = x.matmul(randn([4, 2], { generator: new Generator(2) })).argmax(1);

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { Batch, JsonlLogger, Module, TensorBoardLogger, Tensor, TorchError, Trainer, fit, randn, tensor, Generator } from '../lib';
-import { writeFileSynced } from '../lib/files';
+import { writeFileSynced } from '../lib/core/files';
 
 const root = path.join(__dirname, '..');
 const binary = process.env.DROPATTACK_BINARY ?? path.join(root, 'build', 'Release', 'dropattack.node');

@@ -1,4 +1,4 @@
-// `dropattack serve` (lib/serve.ts) on 127.0.0.1 with ephemeral ports: traversal attempts
+// `dropattack serve` (lib/app/serve.ts) on 127.0.0.1 with ephemeral ports: traversal attempts
 // (../, absolute paths, symbolic links out of the roots, URL-encoded names), prototype
 // keys, oversize bodies, a flood past the queue limit, bearer tokens, cancellation, and a
 // small job that trains to completion. A secret file next to the roots must never be read
@@ -8,9 +8,9 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 
-import { main } from '../lib/cli';
-import { ConfigError } from '../lib/config';
-import { JobServer, JobView, parseServeArgs } from '../lib/serve';
+import { main } from '../lib/app/cli';
+import { ConfigError } from '../lib/app/config';
+import { JobServer, JobView, parseServeArgs } from '../lib/app/serve';
 
 interface Reply {
   status: number;
@@ -123,7 +123,7 @@ function csv(rows: number, seed: number): string {
   return lines.join('\n') + '\n';
 }
 
-/** The name rule's message: lib/serve.ts's, or the run schema's when that checks names first. */
+/** The name rule's message: lib/app/serve.ts's, or the run schema's when that checks names first. */
 const NAME_RULE = /A-Z a-z 0-9|plain file name/;
 
 const job = (name: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({

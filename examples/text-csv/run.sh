@@ -21,4 +21,4 @@ cat >"$dir/run.json" <<JSON
   "output": { "dir": "$dir/runs" }
 }
 JSON
-node "$root/dist/lib/cli.js" compare --config "$dir/run.json" --methods none,dropattack "$@"
+node "$root/dist/lib/app/cli.js" compare --config "$dir/run.json" --methods none,dropattack "$@"

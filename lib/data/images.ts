@@ -5,8 +5,8 @@
 import * as fs from 'fs';
 import { promisify } from 'util';
 import * as zlib from 'zlib';
-import * as is from '../is';
-import { Device, Tensor, tensor } from '../tensor';
+import * as is from '../core/is';
+import { Device, Tensor, tensor } from '../core/tensor';
 import { DataFormatError, readError } from './errors';
 import { mixSeed, mulberry32, permutation, seedArg } from './random';
 

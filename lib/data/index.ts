@@ -2,9 +2,9 @@
 // datasets and adapters for offline packages.
 
 export { DataFormatError } from './errors';
-export { CsvParser, readCsvRecords } from './csv';
+export { readCsvRecords } from './csv';
 export type { CsvRecord, CsvParserOptions } from './csv';
-export { mulberry32, mixSeed, shuffleInPlace, permutation, splitIndices, pick } from './random';
+export { permutation, splitIndices, pick } from './random';
 export type { Rng, SplitOptions } from './random';
 export {
   readTextDataset,
@@ -36,7 +36,6 @@ export { readIdx, parseIdx, loadImageDataset, readCifar10Batch, ImageBatches, CI
 export type { IdxFile, IdxType, Normalize, ImageDataset, ImageDatasetOptions, CifarOptions, ImageBatchesOptions, ImageBatch } from './images';
 export {
   loadSpamAssassin,
-  stripMailHeaders,
   SPAM_ASSASSIN_GROUPS,
   loadMnistPackage,
   loadFashionMnist,

@@ -4,8 +4,8 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import * as is from '../is';
-import { tensor } from '../tensor';
+import * as is from '../core/is';
+import { tensor } from '../core/tensor';
 import { ImageDataset, loadImageDataset, Normalize } from './images';
 import { mixSeed, mulberry32, permutation, seedArg, shuffleInPlace } from './random';
 

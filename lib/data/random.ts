@@ -2,7 +2,7 @@
 // rows of word-vector tables. Everything here is pure JavaScript and deterministic for a
 // given seed, on any machine and any Node version.
 
-import * as is from '../is';
+import * as is from '../core/is';
 
 /** A generator of uniform floats in [0, 1). */
 export type Rng = () => number;

@@ -5,8 +5,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as is from '../is';
-import { Device, Tensor, tensor } from '../tensor';
+import * as is from '../core/is';
+import { Device, Tensor, tensor } from '../core/tensor';
 import { readCsvRecords } from './csv';
 import { DataFormatError, readError } from './errors';
 import { readLines } from './io';

@@ -1,7 +1,7 @@
 // An append-only file written through a stream, shared by the file loggers.
 import * as fs from 'fs';
 
-import { writeError } from '../files';
+import { writeError } from '../core/files';
 
 export class AppendFile {
   private readonly stream: fs.WriteStream;

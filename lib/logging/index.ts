@@ -1,15 +1,13 @@
 // Training loggers: a progress display, JSON Lines, TensorBoard event files, and a fan-out.
-import * as is from '../is';
+import * as is from '../core/is';
 import { checkLogger, LogEvent, Logger } from './types';
 
 export type { LogEvent, Logger } from './types';
-export { checkEvent } from './types';
 export type { ProgressOptions, ProgressStream } from './progress';
-export { ProgressLogger, formatDuration, formatValue } from './progress';
+export { ProgressLogger } from './progress';
 export { JsonlLogger } from './jsonl';
 export type { TensorBoardOptions } from './tensorboard';
-export { TensorBoardLogger, tensorBoardTag } from './tensorboard';
-export { crc32c, maskCrc, maskedCrc32c, tfrecord } from './tfrecord';
+export { TensorBoardLogger } from './tensorboard';
 
 /**
  * Sends every event to each of `loggers`, in order. A logger that throws does not keep

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import * as is from '../is';
+import * as is from '../core/is';
 import { AppendFile } from './file';
 import { checkEvent, LogEvent, Logger } from './types';
 

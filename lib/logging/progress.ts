@@ -1,7 +1,7 @@
 // A progress display for the terminal: one redrawn line per epoch on a TTY, plain lines
 // otherwise (CI logs, files). All timing comes from the events' `time`, so the output is
 // a function of the events alone.
-import * as is from '../is';
+import * as is from '../core/is';
 import { checkEvent, LogEvent, Logger } from './types';
 
 /** Where ProgressLogger writes: process.stdout, process.stderr or anything with write(). */

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import * as is from '../is';
+import * as is from '../core/is';
 import { fileVersionEvent, scalarEvent, tfrecord } from './tfrecord';
 import { AppendFile } from './file';
 import { checkEvent, LogEvent, Logger } from './types';

@@ -1,5 +1,5 @@
 // The logger interface of the training loop, and the event check all loggers share.
-import * as is from '../is';
+import * as is from '../core/is';
 
 /** A training event for loggers. */
 export interface LogEvent {

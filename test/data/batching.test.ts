@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { encodeTexts, englishStopwords, mulberry32, splitIndices, TextBatches, tokenize, Vocabulary } from '../../lib/data';
-import { Tensor } from '../../lib/tensor';
+import { encodeTexts, englishStopwords, splitIndices, TextBatches, tokenize, Vocabulary } from '../../lib/data';
+import { mulberry32 } from '../../lib/data/random';
+import { Tensor } from '../../lib/core/tensor';
 import { lcg } from '../helpers/util';
 
 const nums = (t: Tensor): number[] => Array.from(t.toTypedArray() as BigInt64Array, Number);

@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 
 import { DataFormatError, ImageBatches, loadImageDataset, readCifar10Batch, readIdx } from '../../lib/data';
-import { arange, Tensor, tensor } from '../../lib/tensor';
+import { arange, Tensor, tensor } from '../../lib/core/tensor';
 
 let dir: string;
 beforeAll(() => {

@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { FASHION_MNIST_DIR, loadFashionMnist, loadMnistPackage, loadSpamAssassin, stripMailHeaders } from '../../lib/data';
-import { Tensor } from '../../lib/tensor';
+import { FASHION_MNIST_DIR, loadFashionMnist, loadMnistPackage, loadSpamAssassin } from '../../lib/data';
+import { stripMailHeaders } from '../../lib/data/offline';
+import { Tensor } from '../../lib/core/tensor';
 
 const f32 = (t: Tensor): Float32Array => t.toTypedArray() as Float32Array;
 const i64 = (t: Tensor): number[] => Array.from(t.toTypedArray() as BigInt64Array, Number);

@@ -5,7 +5,8 @@ import * as v8 from 'v8';
 import * as vm from 'vm';
 import * as zlib from 'zlib';
 
-import { CsvParser, CsvRecord, DataFormatError, readTextDataset, streamTextRecords, TextRecord } from '../../lib/data';
+import { CsvRecord, DataFormatError, readTextDataset, streamTextRecords, TextRecord } from '../../lib/data';
+import { CsvParser } from '../../lib/data/csv';
 import { lcg } from '../helpers/util';
 
 let dir: string;

@@ -1,8 +1,8 @@
 // Classifies what a binding call threw. N-API creates TypeError/RangeError in Node's main
 // context while jest runs test files in a vm context, so the native errors' constructors
 // are the main realm's: learn them from two calls known to fail.
-import { TorchError } from '../../lib/errors';
-import { native } from '../../lib/native';
+import { TorchError } from '../../lib/core/errors';
+import { native } from '../../lib/core/native';
 
 type Fn = (...args: unknown[]) => unknown;
 const binding = native as unknown as Record<string, Fn>;

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import type { FitOptions } from '../../lib/fit';
+import type { FitOptions } from '../../lib/train/fit';
 type FitLogger = NonNullable<FitOptions['loggers']>[number];
 import { JsonlLogger, LogEvent, Logger, MultiLogger, ProgressLogger, TensorBoardLogger } from '../../lib/logging';
 

@@ -42,7 +42,7 @@ export class Perturbation {
   /** Bytes held by the backup until restore (the whole target, or the touched rows). */
   readonly backupBytes: number;
 
-  /** @internal */
+  /** Wraps a native handle; not for direct use: {@link perturb} returns perturbations. */
   constructor(handle: NativePerturbation) {
     this.handle = handle;
     const info = native.perturbationInfo(handle);

@@ -1,4 +1,4 @@
-import * as is from './is';
+import * as is from '../core/is';
 
 /** A learning-rate schedule: the rate for optimizer step `step` (0-based). */
 export type Schedule = (step: number) => number;

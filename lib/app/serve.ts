@@ -15,11 +15,11 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { ConfigError } from './config';
-import { DataFormatError } from './data/errors';
-import { TorchError } from './errors';
-import { LogEvent, Logger } from './logging/types';
+import { DataFormatError } from '../data/errors';
+import { TorchError } from '../core/errors';
+import { LogEvent, Logger } from '../logging/types';
 import { parseRunConfig, prepareData, runFromConfig, RunConfig, RunSummary, SAFE_NAME, SAFE_NAME_DOC } from './run';
-import { ATTACK_METHODS } from './trainer';
+import { ATTACK_METHODS } from '../core/trainer';
 
 
 export interface ServeOptions {

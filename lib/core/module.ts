@@ -1,4 +1,5 @@
 import * as is from './is';
+import { rejecting } from './errors';
 import { native, NativeModule } from './native';
 import { DType, Device, DTYPES, Tensor, deviceArg } from './tensor';
 
@@ -76,34 +77,6 @@ const MODEL_KEYS: Record<ModelSpec['kind'], string[]> = {
 };
 const TEXT_KEYS = ['vocabSize', 'embedDim', 'paddingIdx', 'pretrainedEmbedding', 'freezeEmbedding'];
 
-/** Adds the caller's stack to a native rejection so errors point at the caller's line. */
-export async function withCallerStack<T>(promise: Promise<T>, caller: Error): Promise<T> {
-  try {
-    return await promise;
-  } catch (e) {
-    if (e instanceof Error && caller.stack) {
-      e.stack = `${e.stack ?? e.message}\n    --- called from ---\n${caller.stack.split('\n').slice(1).join('\n')}`;
-    }
-    throw e;
-  }
-}
-
-/**
- * Runs `start` (argument checks, then the native call) so that every failure, a
- * synchronous one included (a bad argument, a busy module), rejects the promise with
- * the same error instead of throwing; the rejection carries the caller's stack.
- */
-export function rejecting<T>(start: () => Promise<T>): Promise<T> {
-  const caller = new Error();
-  let promise: Promise<T>;
-  try {
-    promise = start();
-  } catch (e) {
-    promise = Promise.reject(e);
-  }
-  return withCallerStack(promise, caller);
-}
-
 function wrapOutput(v: unknown): ModuleOutput {
   if (Array.isArray(v)) return v.map(wrapOutput);
   if (v !== null && typeof v === 'object') return new Tensor(v as never);
@@ -122,7 +95,7 @@ export class Module {
   /** @internal */
   readonly handle: NativeModule;
 
-  /** @internal */
+  /** Wraps a native handle; not for direct use: see {@link Module.load} and {@link Module.build}. */
   constructor(handle: NativeModule) {
     this.handle = handle;
   }

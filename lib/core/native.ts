@@ -3,7 +3,30 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { TorchError } from './errors';
-import type { StepResult } from './trainer';
+
+/** What one step did. */
+export interface StepResult {
+  /** L0, the loss at the unperturbed parameters (FreeLB: L_1). */
+  cleanLoss: number;
+  /** Each attack group's adversarial loss (docs/methods.md says which). */
+  groupLosses: number[];
+  /** Per group: perturbations skipped because the direction's norm was 0 or not finite. */
+  skipped: number[];
+  /** L2 norm of the update's gradient before clipping (0 when not applied). */
+  gradNorm: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Whether the optimizer step ran. */
+  applied: boolean;
+  /** Gradients were kept for the next micro-batch. */
+  accumulated: boolean;
+  /** Why the step was not applied (a non-finite loss or gradient), else null. */
+  reason: string | null;
+  /** Targets that took the row-sparse embedding path in this step. */
+  sparseTargets: string[];
+  /** Seconds per phase, with `timePhases` (`communication`: collectives of distributed training). */
+  times?: { forward: number; backward: number; perturb: number; optimizer: number; communication: number };
+}
 
 /** An opaque native tensor handle. */
 export interface NativeTensor {

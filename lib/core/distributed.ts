@@ -1,10 +1,8 @@
 // Data-parallel training across processes: the process group (LibTorch's c10d, Gloo on
-// the CPU), the conventional environment (as torchrun sets it), the sharding of an
-// epoch's batches, and the launcher of local workers. docs/methods.md ("Distributed
-// training") defines what a step computes; README ("Several machines") how to run it.
-import { ChildProcess, spawn } from 'child_process';
-import * as net from 'net';
-
+// the CPU) and the conventional environment (as torchrun sets it). The sharding of an
+// epoch's batches is train/shard.ts, the launcher of local workers app/launch.ts.
+// docs/methods.md ("Distributed training") defines what a step computes; README
+// ("Several processes and several machines") how to run it.
 import * as is from './is';
 import { native, NativeProcessGroup } from './native';
 import { Tensor } from './tensor';
@@ -165,124 +163,4 @@ export class ProcessGroup {
     native.processGroupClose(this.handle);
     this.handle = null;
   }
-}
-
-/**
- * Rank `rank`'s share of an epoch's batches: batches rank, rank + worldSize, rank + 2 ·
- * worldSize, … of the source's (seeded, per-epoch) order. The last incomplete round (the
- * remainder of the batch count divided by worldSize) is dropped, so every rank runs the
- * same number of steps; each rank draws every batch of the source to keep the order, and
- * uses its own.
- */
-export async function* shardBatches<B>(source: Iterable<B> | AsyncIterable<B>, rank: number, worldSize: number): AsyncGenerator<B> {
-  let round: B[] = [];
-  for await (const b of source) {
-    round.push(b);
-    if (round.length === worldSize) {
-      yield round[rank];
-      round = [];
-    }
-  }
-}
-
-/** A TCP port free on this machine now (for the rendezvous of local workers). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Options of {@link launchLocal}. */
-export interface LaunchOptions {
-  /** Host of the rendezvous. Default 127.0.0.1. */
-  masterAddr?: string;
-  /** Port of the rendezvous. Default: a free port. */
-  masterPort?: number;
-  /** Extra environment of every worker. */
-  env?: NodeJS.ProcessEnv;
-  /** After the first worker fails, how long the others get to exit on SIGTERM before SIGKILL. Default 10000 ms. */
-  killGraceMs?: number;
-  /** Called with each worker's rank and process when it starts. */
-  onStart?: (rank: number, child: ChildProcess) => void;
-}
-
-/** How a local job ended. */
-export interface LaunchResult {
-  /** 0 when every worker exited with 0; else the first failing worker's code (1 for a signal). */
-  code: number;
-  /** The first worker that failed, and how; null when all succeeded. */
-  failed: { rank: number; code: number | null; signal: NodeJS.Signals | null } | null;
-}
-
-/**
- * Runs `nproc` workers of `node <args>` on this machine with RANK, WORLD_SIZE, LOCAL_RANK,
- * MASTER_ADDR and MASTER_PORT set (rank 0 serves the rendezvous on a free port). When a
- * worker fails (a non-zero exit or a signal), the others are terminated, so a dead rank
- * ends the job instead of leaving the others waiting. SIGINT and SIGTERM to this process
- * are passed on to the workers.
- */
-export async function launchLocal(nproc: number, args: string[], options: LaunchOptions = {}): Promise<LaunchResult> {
-  const where = 'launchLocal';
-  is.integer(where, 'nproc', nproc, 1);
-  if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) throw is.invalidType(where, 'args', 'an array of strings', args);
-  const masterAddr = options.masterAddr ?? '127.0.0.1';
-  const masterPort = options.masterPort ?? (await freePort(masterAddr));
-  const grace = options.killGraceMs ?? 10000;
-  const children: ChildProcess[] = [];
-  let failed: LaunchResult['failed'] = null;
-  let killTimer: NodeJS.Timeout | null = null;
-  const terminateAll = (signal: NodeJS.Signals) => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
-  };
-  const forward = (signal: NodeJS.Signals) => () => terminateAll(signal);
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  try {
-    const exits = Array.from({ length: nproc }, (_, rank) => {
-      const child = spawn(process.execPath, args, {
-        stdio: 'inherit',
-        env: {
-          ...process.env,
-          ...options.env,
-          RANK: String(rank),
-          LOCAL_RANK: String(rank),
-          WORLD_SIZE: String(nproc),
-          LOCAL_WORLD_SIZE: String(nproc),
-          MASTER_ADDR: masterAddr,
-          MASTER_PORT: String(masterPort),
-        },
-      });
-      children.push(child);
-      options.onStart?.(rank, child);
-      return new Promise<void>((resolve) => {
-        const done = (code: number | null, signal: NodeJS.Signals | null) => {
-          if ((code !== 0 || signal !== null) && failed === null) {
-            failed = { rank, code, signal };
-            terminateAll('SIGTERM');
-            killTimer = setTimeout(() => terminateAll('SIGKILL'), grace);
-            killTimer.unref();
-          }
-          resolve();
-        };
-        child.on('exit', done);
-        child.on('error', () => done(1, null));
-      });
-    });
-    await Promise.all(exits);
-  } finally {
-    if (killTimer) clearTimeout(killTimer);
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
-  }
-  const f = failed as LaunchResult['failed'];
-  return { code: f === null ? 0 : f.code !== null && f.code !== 0 ? f.code : 1, failed: f };
 }

@@ -4,8 +4,9 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
-import { distributedEnv, launchLocal, ProcessGroup } from './distributed';
-import { writeFileSynced } from './files';
+import { writeFileSynced } from '../core/files';
+import { distributedEnv, ProcessGroup } from '../core/distributed';
+import { launchLocal } from './launch';
 import {
   checkOutputDir,
   describeRun,
@@ -18,7 +19,7 @@ import {
   RunConfig,
   RunSummary,
 } from './run';
-import { AttackConfig, AttackGroup, attackMethodInfo } from './trainer';
+import { AttackConfig, AttackGroup, attackMethodInfo } from '../core/trainer';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--nproc N] [--set key=value ...]

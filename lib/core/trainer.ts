@@ -1,7 +1,10 @@
 import { ProcessGroup } from './distributed';
 import * as is from './is';
-import { rejecting, Module } from './module';
-import { native, AttackMethodInfo, NativeTrainer } from './native';
+import { rejecting } from './errors';
+import { Module } from './module';
+import { native, AttackMethodInfo, NativeTrainer, StepResult } from './native';
+
+export type { StepResult } from './native';
 import { Tensor } from './tensor';
 
 /** Training methods; see docs/methods.md for their exact definitions. */
@@ -127,30 +130,6 @@ export interface StepOptions {
   timePhases?: boolean;
   /** Token ids for the row-sparse embedding path; default: the first input when it is int64. */
   tokenIds?: Tensor;
-}
-
-/** What one step did. */
-export interface StepResult {
-  /** L0, the loss at the unperturbed parameters (FreeLB: L_1). */
-  cleanLoss: number;
-  /** Each attack group's adversarial loss (docs/methods.md says which). */
-  groupLosses: number[];
-  /** Per group: perturbations skipped because the direction's norm was 0 or not finite. */
-  skipped: number[];
-  /** L2 norm of the update's gradient before clipping (0 when not applied). */
-  gradNorm: number;
-  /** Learning rate used. */
-  lr: number;
-  /** Whether the optimizer step ran. */
-  applied: boolean;
-  /** Gradients were kept for the next micro-batch. */
-  accumulated: boolean;
-  /** Why the step was not applied (a non-finite loss or gradient), else null. */
-  reason: string | null;
-  /** Targets that took the row-sparse embedding path in this step. */
-  sparseTargets: string[];
-  /** Seconds per phase, with `timePhases` (`communication`: collectives of distributed training). */
-  times?: { forward: number; backward: number; perturb: number; optimizer: number; communication: number };
 }
 
 const LOSS_TYPES = { crossEntropy: 'cross_entropy', bceWithLogits: 'bce_with_logits', mse: 'mse' } as const;

@@ -2,7 +2,7 @@
 // names the field (config.training.epochs) and the value received.
 import * as fs from 'fs';
 
-import { describe } from './is';
+import { describe } from '../core/is';
 
 export type Field =
   | { type: 'number'; min?: number; max?: number; exclusiveMin?: boolean; exclusiveMax?: boolean; required?: boolean; default?: number; doc?: string }

@@ -1,50 +1,19 @@
 // The training loop: epochs, validation, metrics, checkpoints (atomic), early stopping,
 // callbacks, loggers and exact resume. Each batch is one native call (Trainer.step).
-import * as fs from 'fs';
 import * as path from 'path';
 
-import { shardBatches } from './distributed';
-import { writeError, writeFileSynced } from './files';
-import * as is from './is';
-import { Logger, LogEvent } from './logging/types';
-import { Module } from './module';
+import * as is from '../core/is';
+import { tensor } from '../core/tensor';
+import { StepResult, Trainer } from '../core/trainer';
+import { Logger, LogEvent } from '../logging/types';
 import { Schedule } from './schedule';
-import { crossEntropy, globalGeneratorState, setGlobalGeneratorState, tensor, Tensor } from './tensor';
-import { StepResult, Trainer } from './trainer';
+import { shardBatches } from './shard';
+import { CHECKPOINT_VERSION, findLast, restoreCheckpoint, SavedState, writeCheckpoint } from './checkpoints';
+import { evaluate } from './metrics';
+import { BatchSource, EpochRecord, FitResult } from './types';
 
-/** One batch: the model's forward arguments and the target. */
-export interface Batch {
-  inputs: Tensor[];
-  target: Tensor;
-}
-
-/**
- * The batches of one epoch. Called with the epoch number (from 1) so a seeded source
- * gives the same order on a resumed run as on an uninterrupted one.
- */
-export type BatchSource = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
-
-/** Evaluation metrics of a classifier. */
-export interface Metrics {
-  loss: number;
-  accuracy: number;
-  macroF1: number;
-  examples: number;
-}
-
-/** What one epoch did. */
-export interface EpochRecord {
-  epoch: number;
-  /** Mean clean loss of the applied steps. */
-  trainLoss: number;
-  /** Mean adversarial loss per attack group. */
-  trainAdversarialLoss: number[];
-  steps: number;
-  notApplied: number;
-  skippedAttacks: number;
-  seconds: number;
-  validation?: Metrics;
-}
+export type { Batch, BatchSource, EpochRecord, FitResult, Metrics } from './types';
+export { evaluate };
 
 export interface FitOptions {
   epochs: number;
@@ -84,161 +53,6 @@ export class TrainingError extends Error {
     super(message);
     this.name = 'TrainingError';
   }
-}
-
-export interface FitResult {
-  history: EpochRecord[];
-  best: { epoch: number; value: number; monitor: string; dir: string } | null;
-  stoppedEarly: boolean;
-  /** Why early stopping ended the run (one line), or null. */
-  stopReason: string | null;
-  aborted: boolean;
-}
-
-const CHECKPOINT_VERSION = 1;
-
-/** Accuracy, macro-F1 and mean cross-entropy of a classifier over batches (eval mode, no grad). */
-export async function evaluate(module: Module, batches: Iterable<Batch> | AsyncIterable<Batch>): Promise<Metrics> {
-  const wasTraining = module.training;
-  module.eval();
-  let lossSum = 0;
-  let n = 0;
-  let correct = 0;
-  const confusion = new Map<string, number>();
-  const classes = new Set<number>();
-  try {
-    for await (const b of batches) {
-      // Module.forward runs where the module is; the metrics are read on the host.
-      const raw = (await module.forward(b.inputs)) as Tensor;
-      const out = raw.device === 'cpu' ? raw : raw.to('cpu');
-      const count = b.target.shape[0];
-      lossSum += crossEntropy(out, b.target).item() * count;
-      const pred = out.argmax(1).toTypedArray() as BigInt64Array;
-      const truth = b.target.toTypedArray() as BigInt64Array;
-      for (let i = 0; i < count; i++) {
-        const p = Number(pred[i]);
-        const t = Number(truth[i]);
-        classes.add(p);
-        classes.add(t);
-        if (p === t) correct++;
-        const key = `${t},${p}`;
-        confusion.set(key, (confusion.get(key) ?? 0) + 1);
-      }
-      n += count;
-    }
-  } finally {
-    module.train(wasTraining);
-  }
-  if (n === 0) throw new RangeError('evaluate: the batches hold no examples');
-  let f1 = 0;
-  for (const c of classes) {
-    let tp = 0;
-    let fp = 0;
-    let fn = 0;
-    for (const [key, v] of confusion) {
-      const [t, p] = key.split(',').map(Number);
-      if (t === c && p === c) tp += v;
-      else if (p === c) fp += v;
-      else if (t === c) fn += v;
-    }
-    f1 += tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
-  }
-  return { loss: lossSum / n, accuracy: correct / n, macroF1: f1 / classes.size, examples: n };
-}
-
-/** Replaces directory `target` with the complete directory `staging` so that at every moment one complete copy exists. */
-function replaceDir(staging: string, target: string): void {
-  const old = `${target}.old`;
-  fs.rmSync(old, { recursive: true, force: true });
-  if (fs.existsSync(target)) fs.renameSync(target, old);
-  fs.renameSync(staging, target);
-  fs.rmSync(old, { recursive: true, force: true });
-}
-
-interface SavedState {
-  version: number;
-  epoch: number;
-  globalStep: number;
-  history: EpochRecord[];
-  best: FitResult['best'];
-  bad: number;
-  /** Processes of the run that wrote it (distributed training); absent: 1. */
-  worldSize?: number;
-}
-
-/**
- * Writes a checkpoint into a staging directory, then swaps it in. A failed write (a full
- * disk, a read-only file system) rejects with an error naming the file and the cause; the
- * previous checkpoint stays as it was and the staging directory is removed.
- */
-async function writeCheckpoint(trainer: Trainer, dir: string, name: string, state: SavedState): Promise<string> {
-  const where = 'fit: checkpoint';
-  const staging = path.join(dir, `.staging-${name}-${process.pid}`);
-  const target = path.join(dir, name);
-  const removeStaging = () => {
-    try {
-      fs.rmSync(staging, { recursive: true, force: true });
-    } catch {
-      // nothing better to do; the write's own error is reported
-    }
-  };
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.rmSync(staging, { recursive: true, force: true });
-    fs.mkdirSync(staging);
-  } catch (e) {
-    throw writeError(where, staging, e);
-  }
-  try {
-    // Module.save and saveState reject with a TorchError that names the file and the cause.
-    await trainer.module.save(path.join(staging, 'model.pt'));
-    await trainer.saveState(path.join(staging, 'optimizer.pt'));
-    writeFileSynced(where, path.join(staging, 'rng.bin'), Buffer.from((globalGeneratorState().toTypedArray() as Uint8Array).buffer));
-    // state.json last: a directory with it is complete.
-    writeFileSynced(where, path.join(staging, 'state.json'), JSON.stringify(state, null, 2));
-  } catch (e) {
-    removeStaging();
-    throw e;
-  }
-  try {
-    replaceDir(staging, target);
-  } catch (e) {
-    removeStaging();
-    throw writeError(where, target, e);
-  }
-  return target;
-}
-
-/** Where a checkpoint directory's complete `last` state is (the `.old` copy if a replace was cut short). */
-function findLast(dir: string): string {
-  for (const candidate of [path.join(dir, 'last'), path.join(dir, 'last.old')]) {
-    if (fs.existsSync(path.join(candidate, 'state.json'))) return candidate;
-  }
-  throw new Error(`fit: no checkpoint to resume in '${dir}' (expected ${path.join(dir, 'last', 'state.json')})`);
-}
-
-async function restoreCheckpoint(trainer: Trainer, dir: string): Promise<SavedState> {
-  let state: SavedState;
-  try {
-    state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as SavedState;
-  } catch (e) {
-    throw new Error(`fit: cannot read the checkpoint ${path.join(dir, 'state.json')}: ${(e as Error).message}`);
-  }
-  if (state.version !== CHECKPOINT_VERSION) throw new Error(`fit: checkpoint '${dir}' has version ${state.version}, expected ${CHECKPOINT_VERSION}`);
-  const saved_ = state.worldSize ?? 1;
-  const now = trainer.group?.worldSize ?? 1;
-  if (saved_ !== now) {
-    // The shards, the global batch and the steps per epoch all depend on the world size.
-    throw new Error(
-      `fit: checkpoint '${dir}' was written by a run of ${saved_} process(es), but this run has ${now}: resume with ${saved_} process(es) (the data shards, the global batch and the step count depend on it)`,
-    );
-  }
-  const saved = await Module.load(path.join(dir, 'model.pt'));
-  trainer.module.loadStateDict(saved.stateDict());
-  await trainer.loadState(path.join(dir, 'optimizer.pt'));
-  const rng = fs.readFileSync(path.join(dir, 'rng.bin'));
-  setGlobalGeneratorState(tensor(Uint8Array.from(rng)));
-  return state;
 }
 
 function metricValue(name: string, record: EpochRecord): number | undefined {

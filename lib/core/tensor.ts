@@ -72,7 +72,7 @@ export class Tensor {
   /** @internal */
   readonly handle: NativeTensor;
 
-  /** @internal Use {@link tensor}, {@link zeros} and friends to create tensors. */
+  /** Wraps a native handle; not for direct use: create tensors with {@link tensor}, {@link zeros} and friends. */
   constructor(handle: NativeTensor) {
     this.handle = handle;
   }

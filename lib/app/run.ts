@@ -16,17 +16,17 @@ import {
   ImageBatches,
   TextBatches,
   Vocabulary,
-} from './data';
-import { readError } from './data/errors';
-import { ProcessGroup } from './distributed';
-import { fsReason, writeError, writeFileSynced } from './files';
-import { Batch, evaluate, fit, FitResult, Metrics } from './fit';
-import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from './logging';
-import { Module, ModelSpec } from './module';
-import { constantLR, cosineLR, linearWarmup, Schedule, stepLR } from './schedule';
-import { backends, setJitOptions, setNumThreads } from './backends';
-import { Device, DEVICE_PATTERN, manualSeed, Tensor } from './tensor';
-import { AttackConfig, Trainer, TrainerOptions } from './trainer';
+} from '../data';
+import { readError } from '../data/errors';
+import { ProcessGroup } from '../core/distributed';
+import { fsReason, writeError, writeFileSynced } from '../core/files';
+import { Batch, evaluate, fit, FitResult, Metrics } from '../train/fit';
+import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from '../logging';
+import { Module, ModelSpec } from '../core/module';
+import { constantLR, cosineLR, linearWarmup, Schedule, stepLR } from '../train/schedule';
+import { backends, setJitOptions, setNumThreads } from '../core/backends';
+import { Device, DEVICE_PATTERN, manualSeed, Tensor } from '../core/tensor';
+import { AttackConfig, Trainer, TrainerOptions } from '../core/trainer';
 
 /** Run names and labels become directory names: plain file names only. */
 export const SAFE_NAME = /^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$/;
