@@ -121,7 +121,7 @@ describeIf('distributed training (2 processes, loopback)', () => {
     await g.allReduce(t, 'mean');
     expect(Array.from(t.toTypedArray() as Float32Array)).toEqual([1, 2, 3]);
     const m = Module.build({ kind: 'mlp', inputDim: 4, hiddenSizes: [], numClasses: 2 }, { seed: 1 });
-    expect(() => new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: g, direction: 'global' as 'local' } })).toThrow(RangeError);
+    expect(() => new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: g, direction: 'global' as 'local' } })).toThrow(/direction must be one of 'local', 'allreduced'/);
     expect(() => new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: {} as ProcessGroup } })).toThrow(TypeError);
     const tr = new Trainer(m, { optimizer: { type: 'sgd', lr: 0.1 }, distributed: { group: g } });
     const r = await tr.step(tensor(new Float32Array(8), { shape: [2, 4] }), tensor(new BigInt64Array(2)), { timePhases: true });
@@ -130,6 +130,60 @@ describeIf('distributed training (2 processes, loopback)', () => {
     g.close();
     await expect(tr.step(tensor(new Float32Array(8), { shape: [2, 4] }), tensor(new BigInt64Array(2)))).rejects.toThrow(/closed/);
     await expect(g.barrier()).rejects.toThrow(/closed/);
+  });
+});
+
+describeIf('dropattack train --nproc', () => {
+  jest.setTimeout(180000);
+
+  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const clean: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '1', ...env };
+      for (const k of ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT']) if (!(k in env)) delete clean[k];
+      const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'lib', 'app', 'cli.js'), ...args], { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c) => (out += c));
+      child.stderr.on('data', (c) => (out += c));
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+
+  test('2 local workers train one run; rank 0 alone writes it; resume needs the same world size', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'cli-'));
+    const rows = ['text,label'];
+    for (let i = 0; i < 200; i++) rows.push(`"word${i % 13} some text ${i}${i % 2 ? ' prize offer' : ''}",${i % 2 ? 'spam' : 'ham'}`);
+    fs.writeFileSync(path.join(dir, 'data.csv'), rows.join('\n'));
+    const config = path.join(dir, 'run.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        name: 'dist',
+        data: { source: 'csv', path: path.join(dir, 'data.csv'), batchSize: 8, maxLength: 10 },
+        model: { kind: 'textcnn', embedDim: 8, numFilters: 4 },
+        optimizer: { type: 'adam', lr: 0.01 },
+        attack: { method: 'dropattack', k: 1, groups: [{ targets: 'embed.weight', epsilon: 1, p: 0.5 }] },
+        training: { epochs: 2, distributed: { direction: 'allreduced', timeoutMs: 60000 } },
+        output: { dir: path.join(dir, 'runs'), progress: false },
+      }),
+    );
+    const r = await cli(['train', '--config', config, '--nproc', '2']);
+    expect(r.out).toContain('launching 2 local worker processes');
+    expect(r.code).toBe(0);
+    const run = path.join(dir, 'runs', 'dist', 'dropattack');
+    const state = JSON.parse(fs.readFileSync(path.join(run, 'checkpoints', 'last', 'state.json'), 'utf8')) as { worldSize: number; epoch: number };
+    expect(state).toMatchObject({ worldSize: 2, epoch: 2 });
+    // One writer: one log with one run-start event.
+    const log = fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8');
+    expect(log.match(/"run-start"/g)).toHaveLength(1);
+    // The run's summary table is printed once (by rank 0).
+    expect(r.out.match(/best val acc/g)).toHaveLength(1);
+    // Resuming in one process is refused, naming both world sizes.
+    const again = await cli(['train', '--config', config, '--resume', '--set', 'training.epochs=3']);
+    expect(again.code).toBe(1);
+    expect(again.out).toMatch(/written by a run of 2 process\(es\), but this run has 1/);
+    // --nproc inside a job is a usage error.
+    const inside = await cli(['train', '--config', config, '--nproc', '2'], { WORLD_SIZE: '2', RANK: '1' });
+    expect(inside.code).toBe(2);
+    expect(inside.out).toMatch(/--nproc.*already rank 1 of a job of 2/);
   });
 });
 
