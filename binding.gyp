@@ -26,8 +26,7 @@
       "libraries": ["-L<(torch_lib)", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,-rpath,<(torch_lib)"],
       "conditions": [
         ["with_distributed==1", {
-          "defines": ["DROPATTACK_WITH_DISTRIBUTED=1", "USE_C10D_GLOO=1"],
-          "libraries": ["-lgloo"]
+          "defines": ["DROPATTACK_WITH_DISTRIBUTED=1", "USE_C10D_GLOO=1"]
         }]
       ]
     }
