@@ -79,6 +79,14 @@ describeIf('distributed training (2 processes, loopback)', () => {
     expect(maxDiff(one, local)).toBeGreaterThan(1e-5);
   });
 
+  test('a non-finite loss on one rank makes every rank skip that update, and the replicas stay identical', async () => {
+    // The worker checks each rank's result and the replicas' checksums after every step.
+    const two = await job(2, 'nan', 4);
+    expect(two.checksums).toHaveLength(4);
+    expect(two.checksums[1]).toBe(two.checksums[0]); // the skipped update changed nothing
+    expect(two.checksums[2]).not.toBe(two.checksums[1]);
+  });
+
   test('a killed rank ends the job with an error, not a hang', async () => {
     // Without the launcher: rank 0 must notice by itself that rank 1 is gone.
     const port = await freePort();

@@ -77,6 +77,12 @@ const defaultMode = (metric: string): 'min' | 'max' => (metric.endsWith('loss') 
  * the best model kept by a metric, early stopping, callbacks and loggers. With
  * `checkpoint`, `<dir>/last` holds everything needed to resume exactly (model, optimizer,
  * RNG, epoch, step) and `<dir>/best` the best model; both are replaced atomically.
+ *
+ * With a distributed Trainer (option `distributed`), every rank calls fit with the same
+ * options and the same batch source: each rank takes its shard of every epoch's batches
+ * (see {@link shardBatches}), the epoch's figures are summed over the ranks, and rank 0
+ * alone validates, logs (loggers on other ranks get no events) and writes checkpoints.
+ * `signal` must then abort every rank, or the others wait until the group's timeout.
  */
 export async function fit(trainer: Trainer, options: FitOptions): Promise<FitResult> {
   const where = 'fit';
