@@ -30,6 +30,13 @@ Napi::Value CreateGroup(Info info) {
   Napi::Object o = v.As<Napi::Object>();
   engine::DistributedOptions d;
   const std::string w = "ProcessGroup";
+  // Every field that says where to connect is required: an object that merely lacks them
+  // must not open a port with defaults.
+  for (const char* key : {"masterAddr", "masterPort", "rank", "worldSize"}) {
+    if (o.Get(key).IsUndefined()) {
+      throw Napi::TypeError::New(env, std::string("ProcessGroup: options.") + key + " is required");
+    }
+  }
   d.master_addr = StringField(env, o, w, "masterAddr", d.master_addr);
   d.master_port = static_cast<int>(IntField(env, o, w, "masterPort", d.master_port));
   d.rank = static_cast<int>(IntField(env, o, w, "rank", 0));

@@ -231,6 +231,15 @@ void Communicator::AllReduce(at::Tensor& tensor, const std::string& op) {
   else if (op == "min") opts.reduceOp = c10d::ReduceOp::MIN;
   else TORCH_CHECK(false, "distributed: all-reduce op must be sum, max or min, got '", op, "'");
   TORCH_CHECK(tensor.is_contiguous(), "distributed: all-reduce needs a contiguous tensor");
+#ifdef DROPATTACK_WITH_NCCL
+  if (impl_->nccl && !tensor.is_cuda()) {
+    // NCCL reduces CUDA tensors only: a host tensor goes through the current CUDA device.
+    at::Tensor staged = tensor.to(at::kCUDA);
+    AllReduce(staged, op);
+    tensor.copy_(staged);
+    return;
+  }
+#endif
   std::vector<at::Tensor> one{tensor};
   auto work = impl_->With([&](auto& pg) { return pg.allreduce(one, opts); });
   Wait(work, options_, "all-reduce");
@@ -245,7 +254,10 @@ void Communicator::Broadcast(const std::vector<at::Tensor>& tensors, int root) {
   for (const at::Tensor& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
     at::Tensor buf = t.is_contiguous() ? t : t.contiguous();
-    if (!t.is_contiguous()) copies.emplace_back(t, buf);
+#ifdef DROPATTACK_WITH_NCCL
+    if (impl_->nccl && !t.is_cuda()) buf = t.to(at::kCUDA);  // NCCL: CUDA tensors only
+#endif
+    if (!buf.is_same(t)) copies.emplace_back(t, buf);
     std::vector<at::Tensor> one{buf};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
