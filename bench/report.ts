@@ -182,11 +182,14 @@ function main(): void {
     L.push(`An MLP ${sc.model.inputDim}→${sc.model.hiddenSizes.join('→')}→${sc.model.numClasses} (${sc.parameters} parameters), ` +
       `batch ${sc.batchPerProcess} per process, ${sc.steps} measured steps, 1 thread per process, Gloo on loopback; ` +
       `${sc.cores} cores, load average ${sc.loadAverageStart.map((v: number) => v.toFixed(2)).join(' ')} at the start. ` +
-      'Throughput counts the examples of every process; communication is the all-reduce time as a share of the wall time.', '');
-    L.push('| method | processes | examples/s | × 1 process | communication |', '|---|---|---|---|---|');
+      'Throughput counts the examples of every process; communication is the all-reduce time (waiting for the other ' +
+      'rank included) as a share of the wall time; CPU per example is rank 0\'s process time over its own examples, ' +
+      'which other load on the machine disturbs less than the wall time.', '');
+    L.push('| method | processes | examples/s | × 1 process | communication | CPU ms per example |', '|---|---|---|---|---|---|');
     for (const r of sc.runs) {
       const one = sc.runs.find((x: { method: string; procs: number }) => x.method === r.method && x.procs === 1);
-      L.push(`| ${r.method} | ${r.procs} | ${f(r.examplesPerSecond, 0)} | ${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} |`);
+      const cpu = r.cpuSeconds === undefined ? NaN : (1000 * r.cpuSeconds) / (r.batchPerProcess * r.steps);
+      L.push(`| ${r.method} | ${r.procs} | ${f(r.examplesPerSecond, 0)} | ${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} | ${f(cpu, 2)} |`);
     }
     L.push('');
     const two = sc.efficiency['none:2'];

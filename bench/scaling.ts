@@ -47,6 +47,8 @@ interface WorkerResult {
   steps: number;
   seconds: number;
   communicationSeconds: number;
+  /** CPU time (user + system) of rank 0's process over the measured steps: less sensitive to other load than the wall time. */
+  cpuSeconds: number;
 }
 
 async function worker(o: Options, out: string): Promise<void> {
@@ -63,6 +65,7 @@ async function worker(o: Options, out: string): Promise<void> {
   // Start together: the clock of each configuration covers the same steps on every rank.
   if (group) await group.barrier();
   let comm = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let s = 0; s < o.steps; s++) {
     const r = await trainer.step(x, y, { timePhases: true });
@@ -70,9 +73,11 @@ async function worker(o: Options, out: string): Promise<void> {
   }
   if (group) await group.barrier();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   // The communication share of the slowest rank would be as fair; rank 0's is reported.
   if ((env?.rank ?? 0) === 0) {
-    const result: WorkerResult = { procs: env?.worldSize ?? 1, method: o.method, batchPerProcess: o.batch, steps: o.steps, seconds, communicationSeconds: comm };
+    const result: WorkerResult = { procs: env?.worldSize ?? 1, method: o.method, batchPerProcess: o.batch, steps: o.steps, seconds, communicationSeconds: comm, cpuSeconds };
     fs.writeFileSync(out, JSON.stringify(result));
   }
   group?.close();
@@ -100,7 +105,8 @@ async function main(): Promise<void> {
       runs.push({ ...w, examplesPerSecond, communicationShare: w.communicationSeconds / w.seconds });
       console.log(
         `scaling: ${method} ${n} process(es): ${examplesPerSecond.toFixed(0)} examples/s, ` +
-          `communication ${(100 * w.communicationSeconds / w.seconds).toFixed(1)}% of the time (load ${os.loadavg()[0].toFixed(2)})`,
+          `communication ${(100 * w.communicationSeconds / w.seconds).toFixed(1)}% of the time, ` +
+          `rank 0 CPU ${((1000 * w.cpuSeconds) / (w.batchPerProcess * w.steps)).toFixed(2)} ms per example of its own (load ${os.loadavg()[0].toFixed(2)})`,
       );
     }
   }
