@@ -179,6 +179,9 @@ export async function main(argv: string[]): Promise<number> {
   for (const { label } of attacks) runDirectory(config, label);
   checkOutputDir(path.join(config.output.dir, config.name));
   const job = args.command === 'train' ? distributedEnv() : null;
+  if (args.command === 'compare' && (distributedEnv()?.worldSize ?? 1) > 1) {
+    throw new ConfigError('compare', 'runs in one process; WORLD_SIZE is set (distributed training is for train)');
+  }
   if (job !== null && args.nproc !== undefined) {
     throw new ConfigError('--nproc', `starts local workers; this process is already rank ${job.rank} of a job of ${job.worldSize} (WORLD_SIZE is set): leave --nproc out`);
   }
