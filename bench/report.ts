@@ -201,6 +201,27 @@ function main(): void {
     targets.push({ name: 'dense perturbation op ≥ 70% of copy bandwidth', value: pct(op.ratios.densePerturbBandwidthOverCopy), ok: op.ratios.densePerturbBandwidthOverCopy >= 0.7 });
   }
 
+  const scalingFile = path.join(RESULTS, 'scaling.json');
+  const sc = fs.existsSync(scalingFile) ? JSON.parse(fs.readFileSync(scalingFile, 'utf8')) : null;
+  if (sc && !sc.skipped) {
+    L.push('## Data-parallel scaling (bench/scaling.ts)', '');
+    L.push(`An MLP ${sc.model.inputDim}→${sc.model.hiddenSizes.join('→')}→${sc.model.numClasses} (${sc.parameters} parameters), ` +
+      `batch ${sc.batchPerProcess} per process, ${sc.steps} measured steps, 1 thread per process, Gloo on loopback; ` +
+      `${sc.cores} cores, load average ${sc.loadAverageStart.map((v: number) => v.toFixed(2)).join(' ')} at the start. ` +
+      'Throughput counts the examples of every process; communication is the all-reduce time (waiting for the other ' +
+      'rank included) as a share of the wall time; CPU per example is rank 0\'s process time over its own examples, ' +
+      'which other load on the machine disturbs less than the wall time.', '');
+    L.push('| method | processes | examples/s | × 1 process | communication | CPU ms per example |', '|---|---|---|---|---|---|');
+    for (const r of sc.runs) {
+      const one = sc.runs.find((x: { method: string; procs: number }) => x.method === r.method && x.procs === 1);
+      const cpu = r.cpuSeconds === undefined ? NaN : (1000 * r.cpuSeconds) / (r.batchPerProcess * r.steps);
+      L.push(`| ${r.method} | ${r.procs} | ${f(r.examplesPerSecond, 0)} | ${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} | ${f(cpu, 2)} |`);
+    }
+    L.push('');
+    const two = sc.efficiency['none:2'];
+    if (two !== undefined) targets.push({ name: 'throughput of 2 processes ≥ 1.8× of 1 (plain training, compute-bound model)', value: `${f(two, 2)}×`, ok: two >= 1.8 });
+  }
+
   L.push('## Peak resident memory', '');
   L.push('VmHWM (Python) and `process.resourceUsage().maxRSS` (Node) of each run\'s own process; "extra" is DropAttack minus ' +
     'plain training on the same side (each side\'s own interpreter and libraries cancel out).', '');

@@ -14,6 +14,9 @@
 // core, so by default it runs plain and DropAttack-1 for one measured step each, without a
 // warm-up step (one-time costs are small next to a 20-60 s step); --full also runs
 // DropAttack-3 there, with the configured warm-up and steps.
+//
+// Then the perturbation op alone (bench/perturb-op.ts) and data-parallel scaling over 1
+// and 2 processes (bench/scaling.ts).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -84,6 +87,8 @@ function main(): void {
   });
 
   run(process.execPath, [path.join(__dirname, 'perturb-op.js'), '--threads', String(o.threads), '--json', path.join(RESULTS, 'perturb-op.json')], env, 'perturbation op (bench/perturb-op.ts)');
+  // 1 and 2 processes, 1 thread each, whatever --threads says (bench/scaling.ts).
+  run(process.execPath, [path.join(__dirname, 'scaling.js'), '--json', path.join(RESULTS, 'scaling.json')], env, 'data-parallel scaling (bench/scaling.ts)');
 
   const cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
   const py = spawnSync(PYTHON, ['-c', 'import torch, numpy, platform; print(torch.__version__, numpy.__version__, platform.python_version())'], { encoding: 'utf8' }).stdout.trim().split(' ');

@@ -52,6 +52,7 @@ export type {
   ParameterGroup,
   LossConfig,
   TrainerOptions,
+  DistributedTrainerOptions,
   StepOptions,
   StepResult,
 } from './core/trainer';
@@ -60,6 +61,11 @@ export type { Schedule } from './train/schedule';
 export { fit, evaluate, TrainingError } from './train/fit';
 export { accuracy, tokenAccuracy, f1, mse } from './train/metrics';
 export type { Metric, EvaluateOptions } from './train/metrics';
+export { ProcessGroup, distributedInfo, distributedEnv } from './core/distributed';
+export type { DistributedEnv, ProcessGroupOptions } from './core/distributed';
+export { shardBatches } from './train/shard';
+export { launchLocal, freePort } from './app/launch';
+export type { LaunchOptions, LaunchResult } from './app/launch';
 export type { Batch, BatchSource, FitOptions, FitResult, EpochRecord, Metrics } from './train/fit';
 export { ProgressLogger, JsonlLogger, TensorBoardLogger, MultiLogger } from './logging';
 export type { Logger, LogEvent, ProgressOptions, ProgressStream, TensorBoardOptions } from './logging';

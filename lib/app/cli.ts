@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // The `dropattack` command: train, eval and compare from a JSON run configuration.
+import * as os from 'os';
 import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
 import { writeFileSynced } from '../core/files';
+import { distributedEnv, ProcessGroup } from '../core/distributed';
+import { launchLocal } from './launch';
 import {
   checkOutputDir,
   describeRun,
@@ -19,7 +22,7 @@ import {
 import { AttackConfig, AttackGroup, attackMethodInfo } from '../core/trainer';
 
 const USAGE = `usage:
-  dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
+  dropattack train   --config run.json [--resume] [--dry-run] [--nproc N] [--set key=value ...]
   dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--data FILE] [--vocab FILE] [--labels FILE] [--set key=value ...]
   dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--dry-run] [--set key=value ...]
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
@@ -27,6 +30,9 @@ const USAGE = `usage:
 --set overrides a field of the configuration: --set training.epochs=3 --set attack.groups[0].epsilon=2
 --device cpu|cuda|cuda:N (train, eval, compare) is --set training.device=...: where the model trains.
 --resume continues the run from output.dir/name/<method>/checkpoints/last.
+--nproc N trains on N local processes (data-parallel; data.batchSize per process). Under
+  torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) train joins that job.
+  See README, "Several machines".
 --dry-run validates the configuration and prints the effective settings, writing nothing.
 --debug (or DROPATTACK_DEBUG=1) prints the stack of an unexpected error.
 Exit status: 0 success, 1 runtime error (data, training, files), 2 usage or configuration error.
@@ -45,11 +51,12 @@ interface Args {
   resume: boolean;
   dryRun: boolean;
   set: string[];
+  nproc?: number;
 }
 
 /** Flags each command takes (besides --config, --set, --debug). */
 const COMMAND_FLAGS: Record<string, string[]> = {
-  train: ['--resume', '--dry-run', '--device'],
+  train: ['--resume', '--dry-run', '--device', '--nproc'],
   eval: ['--checkpoint', '--data', '--vocab', '--labels', '--device'],
   compare: ['--methods', '--dry-run', '--device'],
 };
@@ -92,6 +99,11 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--methods') args.methods = value().split(',').map((m) => m.trim()).filter(Boolean);
     else if (flag === '--set') args.set.push(value());
     else if (flag === '--device') args.set.push(`training.device=${value()}`);
+    else if (flag === '--nproc') {
+      const v = value();
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) throw new ConfigError('--nproc', `must be an integer in [1, 1024], got '${v}'`);
+      args.nproc = Number(v);
+    }
   }
   if (!args.config) throw new ConfigError('--config', `is required (${HINT})`);
   if (command === 'eval' && !args.checkpoint) throw new ConfigError('--checkpoint', 'is required for eval');
@@ -173,15 +185,49 @@ export async function main(argv: string[]): Promise<number> {
   const attacks = args.command === 'compare' ? comparisonAttacks(config, args.methods) : [];
   for (const { label } of attacks) runDirectory(config, label);
   checkOutputDir(path.join(config.output.dir, config.name));
-  console.log(describeRun(config));
+  const job = args.command === 'train' ? distributedEnv() : null;
+  if (args.command === 'compare' && (distributedEnv()?.worldSize ?? 1) > 1) {
+    throw new ConfigError('compare', 'runs in one process; WORLD_SIZE is set (distributed training is for train)');
+  }
+  if (job !== null && args.nproc !== undefined) {
+    throw new ConfigError('--nproc', `starts local workers; this process is already rank ${job.rank} of a job of ${job.worldSize} (WORLD_SIZE is set): leave --nproc out`);
+  }
+  if ((job?.rank ?? 0) === 0) console.log(describeRun(config));
   if (args.dryRun) {
     console.log('dry run: the configuration is valid; nothing was written');
     return 0;
   }
+  if (args.command === 'train' && args.nproc !== undefined && args.nproc > 1) {
+    // The same command in each worker, which sees the job in its environment.
+    const script = process.argv[1];
+    const rest: string[] = [];
+    for (let k = 0; k < argv.length; k++) {
+      if (argv[k] === '--nproc') k++;
+      else if (!argv[k].startsWith('--nproc=')) rest.push(argv[k]);
+    }
+    // One share of the cores each, unless the environment says otherwise.
+    const threads = config.training.threads ?? Math.max(1, Math.floor(os.cpus().length / args.nproc));
+    console.log(`launching ${args.nproc} local worker processes (${threads} thread(s) each)`);
+    const r = await launchLocal(args.nproc, [script, ...rest], {
+      env: process.env.OMP_NUM_THREADS ? {} : { OMP_NUM_THREADS: String(threads) },
+    });
+    if (r.failed !== null) {
+      const how = r.failed.signal !== null ? `was killed by ${r.failed.signal}` : `exited with status ${r.failed.code}`;
+      throw new Error(`train: worker rank ${r.failed.rank} of ${args.nproc} ${how}; the other workers were stopped`);
+    }
+    return 0;
+  }
   if (args.command === 'train') {
-    const r = await runFromConfig(config, { resume: args.resume });
-    console.log(formatTable([r]));
-    console.log(`logs, checkpoints and TensorBoard events: ${path.resolve(r.dir)}`);
+    const group = job !== null && job.worldSize > 1 ? await ProcessGroup.init({ timeoutMs: config.training.distributed.timeoutMs }) : undefined;
+    try {
+      const r = await runFromConfig(config, { resume: args.resume, ...(group ? { group } : {}) });
+      if ((group?.rank ?? 0) === 0) {
+        console.log(formatTable([r]));
+        console.log(`logs, checkpoints and TensorBoard events: ${path.resolve(r.dir)}`);
+      }
+    } finally {
+      group?.close();
+    }
     return 0;
   }
   const data = await prepareData(config);

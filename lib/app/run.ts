@@ -19,6 +19,7 @@ import {
   Vocabulary,
 } from '../data';
 import { readError } from '../data/errors';
+import { ProcessGroup } from '../core/distributed';
 import { fsReason, writeError, writeFileSynced } from '../core/files';
 import { Batch, evaluate, fit, FitResult, Metrics } from '../train/fit';
 import { JsonlLogger, Logger, ProgressLogger, TensorBoardLogger } from '../logging';
@@ -137,6 +138,22 @@ export const RUN_SCHEMA = Type.Object(
                 fuser: defaulted(StringEnum(['none', 'tensorexpr'], { default: 'none', description: 'TorchScript fuser (docs/jit.md)' })),
               },
               { additionalProperties: false, default: {}, description: 'TorchScript execution (setJitOptions)' },
+            ),
+          ),
+          distributed: defaulted(
+            Type.Object(
+              {
+                direction: defaulted(
+                  StringEnum(['local', 'allreduced'], { default: 'local', description: "the gradient each rank attacks with: its own batch's, or the average across ranks" }),
+                ),
+                bucketMB: defaulted(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, default: 25, description: 'size of the all-reduce buckets in MiB' })),
+                timeoutMs: defaulted(Type.Integer({ minimum: 1, default: 300000, description: 'how long to wait for another rank' })),
+              },
+              {
+                additionalProperties: false,
+                default: {},
+                description: "data-parallel training (train --nproc N, or torchrun's environment; docs/methods.md, \"Distributed training\")",
+              },
             ),
           ),
         },
@@ -425,11 +442,24 @@ export function placeModel(model: Module, device: string): void {
  * them. Any error from the trainer is its options' (optimizer, loss, attack targets): a
  * ConfigError under `field`.
  */
-export async function makeTrainer(config: RunConfig, data: PreparedData, attack: AttackConfig, field: string): Promise<{ model: Module; trainer: Trainer }> {
+export async function makeTrainer(
+  config: RunConfig,
+  data: PreparedData,
+  attack: AttackConfig,
+  field: string,
+  group?: ProcessGroup,
+): Promise<{ model: Module; trainer: Trainer }> {
   checkDevice(config.training.device);
   const model = await buildModel(config, data);
   placeModel(model, config.training.device);
-  const options: TrainerOptions = { optimizer: config.optimizer, attack, loss: config.loss, autocast: config.training.autocast };
+  const dist = config.training.distributed;
+  const options: TrainerOptions = {
+    optimizer: config.optimizer,
+    attack,
+    loss: config.loss,
+    autocast: config.training.autocast,
+    ...(group ? { distributed: { group, direction: dist.direction, bucketMB: dist.bucketMB } } : {}),
+  };
   try {
     return { model, trainer: new Trainer(model, options) };
   } catch (e) {
@@ -482,6 +512,12 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Resumes from output.dir/name/label/checkpoints/last, with the run's saved vocabulary and labels. */
   resume?: boolean;
+  /**
+   * Data-parallel training with this process group: each rank trains on its shard of every
+   * epoch's batches (config.data.batchSize per rank); rank 0 alone writes the run's files
+   * (logs, TensorBoard, checkpoints, summary).
+   */
+  group?: ProcessGroup;
 }
 
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
@@ -513,33 +549,43 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
   setJitOptions(config.training.jit);
   manualSeed(config.training.seed);
   const data = options.data ?? (await prepareData(config, fixed));
-  const batchesPerEpoch = Math.ceil(data.trainExamples / config.data.batchSize);
+  const world = options.group?.worldSize ?? 1;
+  const writes = (options.group?.rank ?? 0) === 0;
+  // Each rank runs its share of the batches (the remainder of the count divided by the
+  // world size is dropped: see shardBatches).
+  const batchesPerEpoch = Math.floor(Math.ceil(data.trainExamples / config.data.batchSize) / world);
   if (config.training.accumulate > batchesPerEpoch) {
     throw new ConfigError(
       'config.training.accumulate',
-      `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es) (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
+      `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es)${world > 1 ? ` per process (${world} processes)` : ''} (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const { trainer } = await makeTrainer(config, data, attack, 'config');
-  // Now the run's files.
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw writeError('run', dir, e);
-  }
-  if (data.vocab && !fixed.vocabFile) {
-    const file = path.join(dir, 'vocab.json');
-    await data.vocab.save(file).catch((e: unknown) => {
-      throw writeError('run', file, e);
-    });
-  }
-  if (!fixed.labelsFile) saveLabels(path.join(dir, 'labels.json'), data.labelNames);
-  writeFileSynced('run', path.join(dir, 'config.json'), JSON.stringify({ ...config, attack }, null, 2));
+  const { model, trainer } = await makeTrainer(config, data, attack, 'config', options.group);
+  await trainer.ready;
+  // Now the run's files (rank 0's alone in distributed training).
   const loggers: Logger[] = [...(options.loggers ?? [])];
-  if (config.output.progress) loggers.push(new ProgressLogger(options.stream ?? process.stdout, { epochs: config.training.epochs }));
-  if (config.output.jsonl) loggers.push(new JsonlLogger(path.join(dir, 'log.jsonl')));
-  if (config.output.tensorboard) loggers.push(new TensorBoardLogger(path.join(dir, 'tensorboard')));
-  const stepsPerEpoch = Math.ceil(data.trainExamples / config.data.batchSize / config.training.accumulate);
+  if (writes) {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw writeError('run', dir, e);
+    }
+    if (data.vocab && !fixed.vocabFile) {
+      const file = path.join(dir, 'vocab.json');
+      await data.vocab.save(file).catch((e: unknown) => {
+        throw writeError('run', file, e);
+      });
+    }
+    if (!fixed.labelsFile) saveLabels(path.join(dir, 'labels.json'), data.labelNames);
+    writeFileSynced('run', path.join(dir, 'config.json'), JSON.stringify({ ...config, attack }, null, 2));
+    if (config.output.progress) loggers.push(new ProgressLogger(options.stream ?? process.stdout, { epochs: config.training.epochs }));
+    if (config.output.jsonl) loggers.push(new JsonlLogger(path.join(dir, 'log.jsonl')));
+    if (config.output.tensorboard) loggers.push(new TensorBoardLogger(path.join(dir, 'tensorboard')));
+  }
+  const stepsPerEpoch =
+    world === 1
+      ? Math.ceil(data.trainExamples / config.data.batchSize / config.training.accumulate)
+      : Math.max(1, Math.floor(batchesPerEpoch / config.training.accumulate));
   const lr = schedule(config, stepsPerEpoch);
   const started = Date.now();
   const result = await fit(trainer, {
@@ -556,7 +602,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     loggers,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  if (result.stopReason) notify(result.stopReason);
+  if (result.stopReason && writes) notify(result.stopReason);
   const seconds = (Date.now() - started) / 1000;
   const last = result.history[result.history.length - 1];
   if (last === undefined) throw new Error(`run '${config.name}' was aborted before its first epoch ended`);
@@ -573,7 +619,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
     secondsPerEpoch: seconds / Math.max(1, result.history.length),
     history: result.history,
   };
-  writeFileSynced('run', path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
+  if (writes) writeFileSynced('run', path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
   return summary;
 }
 

@@ -35,6 +35,8 @@ export interface StepResult {
     perturb: number;
     /** Clipping and the optimizer's update. */
     optimizer: number;
+    /** Collectives of distributed training (0 in one process). */
+    communication: number;
   };
 }
 
@@ -53,6 +55,10 @@ export interface NativeModule {
 /** An opaque native trainer handle. */
 export interface NativeTrainer {
   readonly __nativeTrainer: unique symbol;
+}
+/** An opaque native process group handle. */
+export interface NativeProcessGroup {
+  readonly __nativeProcessGroup: unique symbol;
 }
 /** An opaque native perturbation handle. */
 export interface NativePerturbation {
@@ -298,6 +304,14 @@ export interface Binding {
   trainerStep(t: NativeTrainer, inputs: object, target: T | null, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;
+  trainerSetDistributed(t: NativeTrainer, g: NativeProcessGroup, options: { direction: string; bucketBytes: number }): Promise<void>;
+  distributedInfo(): { available: boolean; backends: string[] };
+  processGroupNew(options: object): Promise<NativeProcessGroup>;
+  processGroupAllReduce(g: NativeProcessGroup, t: T, op: string): Promise<void>;
+  processGroupBroadcast(g: NativeProcessGroup, tensors: T[], root: number): Promise<void>;
+  processGroupBarrier(g: NativeProcessGroup): Promise<void>;
+  processGroupClose(g: NativeProcessGroup): void;
+  processGroupInfo(g: NativeProcessGroup): { rank: number; worldSize: number; backend: string; masterAddr: string; masterPort: number; timeoutMs: number };
   trainerSaveState(t: NativeTrainer, path: string): Promise<void>;
   trainerLoadState(t: NativeTrainer, path: string): Promise<void>;
   trainerDispose(t: NativeTrainer): void;

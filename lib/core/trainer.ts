@@ -1,3 +1,4 @@
+import { ProcessGroup } from './distributed';
 import * as is from './is';
 import { rejecting } from './errors';
 import { ForwardInputs, Module, nativeInputs } from './module';
@@ -90,6 +91,27 @@ export interface TrainerOptions {
    * seen once. Either way, each pass normalizes with its own batch statistics.
    */
   batchNormStats?: 'every-pass' | 'clean-pass';
+  /**
+   * Data-parallel training over a {@link ProcessGroup}: every rank builds its Trainer on
+   * the same model (a collective: rank 0's parameters and buffers are copied to the
+   * others), then each step averages the update's gradient across ranks. See
+   * docs/methods.md, "Distributed training".
+   */
+  distributed?: DistributedTrainerOptions;
+}
+
+/** The `distributed` option of a {@link Trainer}. */
+export interface DistributedTrainerOptions {
+  group: ProcessGroup;
+  /**
+   * Which gradient each rank attacks with. `'local'` (default): its own batch's, with no
+   * communication beyond the update's all-reduce. `'allreduced'`: the average across
+   * ranks, as one process with the whole global batch (or a DDP model) would use; one
+   * extra all-reduce of the attacked tensors per attack pass.
+   */
+  direction?: 'local' | 'allreduced';
+  /** Size of the all-reduce buckets in MiB. Default 25. */
+  bucketMB?: number;
 }
 
 /** Trainer options with every default filled in (what the engine receives). */
@@ -189,9 +211,29 @@ export class Trainer {
   readonly lossSpec: Record<string, unknown>;
   /** @internal */
   readonly autocast: 'off' | 'bf16';
+  /** The process group of distributed training, or null. */
+  readonly group: ProcessGroup | null = null;
+  /**
+   * Resolves when the Trainer is ready to step: at once in one process; with
+   * `distributed`, once rank 0's parameters have reached every rank (step() waits for it).
+   */
+  readonly ready: Promise<void> = Promise.resolve();
 
   constructor(module: Module, options: TrainerOptions = {}) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
+    let distributed: { group: ProcessGroup; direction: string; bucketBytes: number } | null = null;
+    if (is.isPlainObject(options) && options.distributed !== undefined) {
+      const where = 'Trainer: distributed';
+      const { distributed: given, ...rest } = options;
+      options = rest;
+      const d = is.options<DistributedTrainerOptions>(where, given, ['group', 'direction', 'bucketMB']);
+      if (!(d.group instanceof ProcessGroup)) throw is.invalidType(where, 'group', 'a ProcessGroup', d.group);
+      d.group.live(where);
+      const direction = d.direction === undefined ? 'local' : is.oneOf(where, 'direction', d.direction, ['local', 'allreduced'] as const);
+      const mb = d.bucketMB === undefined ? 25 : is.finite(where, 'bucketMB', d.bucketMB);
+      if (!(mb > 0) || mb > 1 << 20) throw is.invalidRange(where, 'bucketMB', 'in (0, 1048576]', d.bucketMB);
+      distributed = { group: d.group, direction, bucketBytes: Math.max(1, Math.round(mb * 1024 * 1024)) };
+    }
     const o = resolveTrainerOptions(options);
     this.module = module;
     this.lossSpec = nativeLoss(o.loss);
@@ -203,6 +245,15 @@ export class Trainer {
       autocast: o.autocast,
       freezeBuffersInAttack: o.batchNormStats === 'clean-pass',
     });
+    if (distributed !== null) {
+      this.group = distributed.group;
+      const ready = native.trainerSetDistributed(this.handle, distributed.group.live('Trainer'), {
+        direction: distributed.direction,
+        bucketBytes: distributed.bucketBytes,
+      });
+      ready.catch(() => undefined); // reported by every step (and by awaiting ready)
+      this.ready = ready;
+    }
   }
 
   /**
@@ -211,6 +262,7 @@ export class Trainer {
    * the output with, and may be omitted (or null) with loss type `'model'`.
    */
   step(inputs: ForwardInputs, target?: Tensor | null, options?: StepOptions): Promise<StepResult> {
+    if (this.group !== null) return this.ready.then(() => rejecting(() => this.startStep(inputs, target, options)));
     return rejecting(() => this.startStep(inputs, target, options));
   }
 

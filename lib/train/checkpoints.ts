@@ -27,6 +27,8 @@ export interface SavedState {
   history: EpochRecord[];
   best: FitResult['best'];
   bad: number;
+  /** Processes of the run that wrote it (distributed training); absent: 1. */
+  worldSize?: number;
 }
 
 /**
@@ -88,6 +90,14 @@ export async function restoreCheckpoint(trainer: Trainer, dir: string): Promise<
     throw new Error(`fit: cannot read the checkpoint ${path.join(dir, 'state.json')}: ${(e as Error).message}`);
   }
   if (state.version !== CHECKPOINT_VERSION) throw new Error(`fit: checkpoint '${dir}' has version ${state.version}, expected ${CHECKPOINT_VERSION}`);
+  const written = state.worldSize ?? 1;
+  const now = trainer.group?.worldSize ?? 1;
+  if (written !== now) {
+    // The shards, the global batch and the steps per epoch all depend on the world size.
+    throw new Error(
+      `fit: checkpoint '${dir}' was written by a run of ${written} process(es), but this run has ${now}: resume with ${written} process(es) (the data shards, the global batch and the step count depend on it)`,
+    );
+  }
   const saved = await Module.load(path.join(dir, 'model.pt'));
   trainer.module.loadStateDict(saved.stateDict());
   await trainer.loadState(path.join(dir, 'optimizer.pt'));

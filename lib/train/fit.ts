@@ -1,9 +1,13 @@
 // The training loop: epochs, validation, metrics, checkpoints (atomic), early stopping,
 // callbacks, loggers and exact resume. Each batch is one native call (Trainer.step).
+import * as path from 'path';
+
 import * as is from '../core/is';
+import { tensor } from '../core/tensor';
 import { StepResult, Trainer } from '../core/trainer';
 import { Logger, LogEvent } from '../logging/types';
 import { Schedule } from './schedule';
+import { shardBatches } from './shard';
 import { CHECKPOINT_VERSION, findLast, restoreCheckpoint, SavedState, writeCheckpoint } from './checkpoints';
 import { defaultMetrics, evaluate, Metric } from './metrics';
 import { BatchSource, EpochRecord, FitResult } from './types';
@@ -109,6 +113,12 @@ function batchCount(source: unknown): number | undefined {
  * the best model kept by a metric, early stopping, callbacks and loggers. With
  * `checkpoint`, `<dir>/last` holds everything needed to resume exactly (model, optimizer,
  * RNG, epoch, step) and `<dir>/best` the best model; both are replaced atomically.
+ *
+ * With a distributed Trainer (option `distributed`), every rank calls fit with the same
+ * options and the same batch source: each rank takes its shard of every epoch's batches
+ * (see {@link shardBatches}), the epoch's figures are summed over the ranks, and rank 0
+ * alone validates, logs (loggers on other ranks get no events) and writes checkpoints.
+ * `signal` must then abort every rank, or the others wait until the group's timeout.
  */
 export async function fit(trainer: Trainer, options: FitOptions): Promise<FitResult> {
   const where = 'fit';
@@ -143,12 +153,20 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
     checkMonitor('earlyStopping.monitor', o.earlyStopping.monitor);
   }
 
-  let state: SavedState = { version: CHECKPOINT_VERSION, epoch: 0, globalStep: 0, history: [], best: null, bad: 0 };
+  // Distributed training: each rank trains on its shard of every epoch; the epoch's
+  // figures are summed over ranks; rank 0 alone validates, logs and writes checkpoints.
+  const group = trainer.group;
+  const rank = group?.rank ?? 0;
+  const world = group?.worldSize ?? 1;
+  await trainer.ready;
+  let state: SavedState = { version: CHECKPOINT_VERSION, epoch: 0, globalStep: 0, history: [], best: null, bad: 0, ...(world > 1 ? { worldSize: world } : {}) };
   if (o.resume !== undefined) {
     state = await restoreCheckpoint(trainer, findLast(o.resume));
   }
   const started = Date.now();
-  const emit = (e: Omit<LogEvent, 'time'>) => loggers.forEach((l) => l.log({ ...e, time: Date.now() - started }));
+  const emit = (e: Omit<LogEvent, 'time'>) => {
+    if (rank === 0) loggers.forEach((l) => l.log({ ...e, time: Date.now() - started }));
+  };
   emit({ kind: 'run-start', step: trainer.globalStep, epoch: state.epoch, values: {} });
   let stoppedEarly = false;
   let stopReason: string | null = null;
@@ -166,8 +184,10 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       let firstFailure: string | null = null;
       let batch = 0;
       let micro = 0;
-      const source = o.train(epoch);
-      const batches = batchCount(source);
+      const all = o.train(epoch);
+      const source = world > 1 ? shardBatches(all, rank, world) : all;
+      const total = batchCount(all);
+      const batches = total === undefined ? undefined : Math.floor(total / world);
       if (batches !== undefined && batches < accumulate) {
         throw new RangeError(`${where}: accumulate ${accumulate} is larger than the ${batches} batches of epoch ${epoch}; no optimizer step would run`);
       }
@@ -205,6 +225,19 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         }
       }
       if (aborted) break;
+      if (group !== null && world > 1) {
+        // The epoch's figures over every rank, so that each rank takes the same decisions.
+        while (advSum.length < trainer.targets.length) advSum.push(0);
+        const figures = tensor([lossSum, applied, notApplied, skippedAttacks, optimizerSteps, failed, batch, ...advSum], { dtype: 'float64' });
+        await group.allReduce(figures, 'sum');
+        const v = Array.from(figures.toTypedArray() as Float64Array);
+        figures.dispose();
+        [lossSum, applied, notApplied, skippedAttacks] = v;
+        optimizerSteps = v[4] / world;
+        failed = v[5];
+        batch = v[6];
+        advSum = v.slice(7);
+      }
       if (batch === 0) throw new TrainingError(`${where}: epoch ${epoch} has no training batches`);
       if (optimizerSteps === 0) {
         throw new TrainingError(
@@ -226,7 +259,21 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
         skippedAttacks,
         seconds: (Date.now() - t0) / 1000,
       };
-      if (o.validation) {
+      if (o.validation && group !== null && world > 1) {
+        // The replicas are identical: rank 0 evaluates, the others take its figures.
+        const names = (o.metrics ?? defaultMetrics(trainer.lossSpec)).map((m) => m.name);
+        const m = rank === 0 ? await evaluate(trainer, o.validation(epoch), o.metrics ? { metrics: o.metrics } : undefined) : null;
+        const figures = tensor(m ? [m.loss, m.examples, ...names.map((n) => m.values[n])] : new Array<number>(2 + names.length).fill(0), { dtype: 'float64' });
+        await group.broadcast(figures, 0);
+        const [loss, examples, ...rest] = Array.from(figures.toTypedArray() as Float64Array);
+        figures.dispose();
+        const values: Record<string, number> = {};
+        names.forEach((n, k) => (values[n] = rest[k]));
+        record.validation = { loss, accuracy: values.accuracy ?? NaN, macroF1: values.macroF1 ?? NaN, examples, values };
+        if (!Number.isFinite(record.validation.loss)) {
+          throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
+        }
+      } else if (o.validation) {
         record.validation = await evaluate(trainer, o.validation(epoch), o.metrics ? { metrics: o.metrics } : undefined);
         if (!Number.isFinite(record.validation.loss)) {
           throw new TrainingError(`${where}: epoch ${epoch}: the validation loss is ${record.validation.loss}; training diverged (try a lower learning rate or gradient clipping)`);
@@ -248,7 +295,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
       const improved =
         current !== undefined && !Number.isNaN(current) && (state.best === null || (mode === 'max' ? current > state.best.value : current < state.best.value));
       if (improved && o.checkpoint) {
-        const dir = await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state);
+        const dir = rank === 0 ? await writeCheckpoint(trainer, o.checkpoint.dir, 'best', state) : path.join(o.checkpoint.dir, 'best');
         state.best = { epoch, value: current, monitor, dir };
       } else if (improved) {
         state.best = { epoch, value: current, monitor, dir: '' };
@@ -270,7 +317,7 @@ export async function fit(trainer: Trainer, options: FitOptions): Promise<FitRes
             `(best ${best.toFixed(4)} at epoch ${state.history[all.indexOf(best)]?.epoch ?? '?'}); stopped after epoch ${epoch} of ${epochs}`;
         }
       }
-      if (o.checkpoint) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
+      if (o.checkpoint && rank === 0) await writeCheckpoint(trainer, o.checkpoint.dir, 'last', state);
       if (o.onEpochEnd) await o.onEpochEnd(record);
     }
     emit({ kind: 'run-end', step: trainer.globalStep, epoch: state.epoch, values: {} });

@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include "common.h"
+#include "distributed.h"
 #include "generator.h"
 #include "memory.h"
 #include "module.h"
@@ -70,6 +71,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Perturbation::Init(env, exports);
   Module::Init(env, exports);
   Trainer::Init(env, exports);
+  ProcessGroup::Init(env, exports);
   InitJit(env, exports);
   InitMemory(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, &Guard<SetErrorClass>, "setErrorClass"));

@@ -38,6 +38,7 @@ struct InstanceData {
   Napi::FunctionReference perturbation_class;
   Napi::FunctionReference module_class;
   Napi::FunctionReference trainer_class;
+  Napi::FunctionReference process_group_class;
   std::shared_ptr<ReleaseQueue> releases = std::make_shared<ReleaseQueue>();
   ~InstanceData();
 };

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 
+#include <chrono>
+
 #include "common.h"
 #include "engine/module_loss.h"
+#include "distributed.h"
 #include "engine/io.h"
 #include "engine/methods/registry.h"
 #include "tensor.h"
@@ -209,9 +212,54 @@ Napi::Object ResultToJs(Napi::Env env, const engine::StepResult& r, bool times) 
     t.Set("backward", r.times.backward);
     t.Set("perturb", r.times.perturb);
     t.Set("optimizer", r.times.optimizer);
+    t.Set("communication", r.times.communication);
     o.Set("times", t);
   }
   return o;
+}
+
+// The module's floating-point buffers, from rank 0 to every rank.
+void BroadcastBuffers(const TrainerState& state) {
+  std::vector<at::Tensor> buffers;
+  for (const auto& b : state.module->module.named_buffers(/*recurse=*/true)) {
+    if (b.value.defined() && at::isFloatingType(b.value.scalar_type())) buffers.push_back(b.value);
+  }
+  if (!buffers.empty()) state.group->comm->Broadcast(buffers, 0);
+}
+
+// trainerSetDistributed(trainer, group, {direction, bucketBytes}) -> Promise<void>: a
+// collective (rank 0's parameters and buffers are copied to every rank).
+Napi::Value SetDistributed(Info info) {
+  Napi::Env env = info.Env();
+  auto state = ArgTrainer(info, 0, "Trainer");
+  auto group = ArgProcessGroup(info, 1, "Trainer", false);
+  Napi::Object o = ObjectArg(info, 2, "Trainer", "distributed");
+  engine::DistributedConfig config;
+  config.comm = group->comm;
+  config.direction = StringField(env, o, "distributed", "direction");
+  if (config.direction != "local" && config.direction != "allreduced") {
+    throw Napi::RangeError::New(env, "Trainer: distributed.direction must be 'local' or 'allreduced', got '" + config.direction + "'");
+  }
+  config.bucket_bytes = IntField(env, o, "distributed", "bucketBytes");
+  if (config.bucket_bytes < 1) throw Napi::RangeError::New(env, "Trainer: distributed.bucketBytes must be >= 1");
+  if (state->module->busy) throw TorchError(env, "Trainer: the module is busy (" + state->module->busy_with + " is running)");
+  if (state->group) throw TorchError(env, "Trainer: distributed training is already set up");
+  state->module->busy = true;
+  state->module->busy_with = "the distributed set-up";
+  group->busy = true;
+  group->busy_with = "the Trainer's set-up";
+  return PromiseWorker::Start(
+      env, "dropattack.trainerSetDistributed",
+      [state, group, config] {
+        state->trainer->set_distributed(config);
+        state->group = group;
+        BroadcastBuffers(*state);
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); },
+      [state, group] {
+        state->module->busy = false;
+        group->busy = false;
+      });
 }
 
 // trainerStep(trainer, {args, kwargs}, target|null, options) -> Promise<result>
@@ -239,6 +287,15 @@ Napi::Value Step(Info info) {
     if (t == nullptr || t->disposed()) throw Napi::TypeError::New(env, "step options.tokenIds must be a live Tensor, got " + Describe(ids));
     token_ids = t->value();
   }
+  if (state->group) {
+    if (!state->group->comm) throw TorchError(env, "Trainer.step: the trainer's process group is closed");
+    if (state->group->busy) {
+      throw TorchError(env, "Trainer.step: the process group is busy (" + state->group->busy_with +
+                                " is running); await it before the step");
+    }
+    state->group->busy = true;
+    state->group->busy_with = "a training step";
+  }
   auto result = std::make_shared<engine::StepResult>();
   state->module->busy = true;
   state->module->busy_with = "a training step";
@@ -246,12 +303,22 @@ Napi::Value Step(Info info) {
       env, "dropattack.trainerStep",
       [state, inputs, target, token_ids, options, result] {
         *result = state->loss->Step(*state->trainer, *inputs, target, options, token_ids);
+        if (state->group && result->applied) {
+          // Buffers (BatchNorm statistics) follow rank 0's after each update, as a DDP
+          // model's do, so that the replicas stay identical.
+          const auto t0 = std::chrono::steady_clock::now();
+          BroadcastBuffers(*state);
+          result->times.communication += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
       },
       [state, result, options](Napi::Env env) -> Napi::Value {
         SyncTrainerReport(env, *state);
         return ResultToJs(env, *result, options.time_phases);
       },
-      [state] { state->module->busy = false; });
+      [state] {
+        state->module->busy = false;
+        if (state->group) state->group->busy = false;
+      });
 }
 
 // trainerInfo(trainer) -> {method, globalStep, targets}
@@ -499,6 +566,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainerLoadState", Napi::Function::New(env, &Guard<LoadState>, "trainerLoadState"));
   exports.Set("attackMethods", Napi::Function::New(env, &Guard<AttackMethods>, "attackMethods"));
   exports.Set("engineDefaults", Napi::Function::New(env, &Guard<EngineDefaults>, "engineDefaults"));
+  exports.Set("trainerSetDistributed", Napi::Function::New(env, &Guard<SetDistributed>, "trainerSetDistributed"));
   exports.Set("trainerSetGlobalStep", Napi::Function::New(env, &Guard<SetGlobalStep>, "trainerSetGlobalStep"));
   exports.Set("trainerIsDisposed", Napi::Function::New(env, &Guard<IsDisposed>, "trainerIsDisposed"));
   exports.Set("trainerDispose", Napi::Function::New(env, &Guard<Dispose>, "trainerDispose"));

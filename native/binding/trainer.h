@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "memory.h"
 #include "engine/module_loss.h"
+#include "distributed.h"
 #include "module.h"
 
 namespace dropattack {
@@ -29,6 +30,8 @@ struct TrainerState {
   /// What the trainer holds besides the module: the optimizer's state tensors (momentum
   /// buffers, Adam's moments) and the loss's class weights.
   void Tensors(std::vector<at::Tensor>* optimizer_state, std::vector<at::Tensor>* loss_state) const;
+  // Data-parallel training: the group its steps use (marked busy while a step runs).
+  std::shared_ptr<ProcessGroupState> group;
 };
 
 /// The loss options of a JS object ({type, labelSmoothing, classWeights, ignoreIndex}),

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "distributed.h"
+
 namespace dropattack {
 namespace engine {
 
@@ -87,6 +89,7 @@ using LossFn = std::function<at::Tensor(const at::Tensor& input)>;
 
 struct PhaseTimes {
   double forward = 0, backward = 0, perturb = 0, optimizer = 0;  // seconds
+  double communication = 0;  // seconds in collectives (distributed training), part of no other phase
 };
 
 struct StepResult {
@@ -137,6 +140,14 @@ class Trainer {
   /// The frozen parameters' names (they do not require grad).
   const std::vector<std::string>& frozen() const { return frozen_; }
 
+  /// Data-parallel training over `config.comm`: every step averages the update's gradient
+  /// across ranks (bucketed all-reduce after the backward passes) and, with direction
+  /// "allreduced", each attack direction too. A collective: every rank calls it, and rank
+  /// 0's parameters are copied to the others so that the replicas start identical.
+  void set_distributed(DistributedConfig config);
+  /// The distributed settings, or nullptr in a single process.
+  const DistributedConfig* distributed() const { return dist_.comm ? &dist_ : nullptr; }
+
  private:
   struct Target {
     std::string name;
@@ -157,6 +168,10 @@ class Trainer {
   // Each optimizer group's learning rate when the trainer was made: a step's `lr` sets
   // group 0's and keeps every other group's ratio to it.
   std::vector<double> base_lrs_;
+  DistributedConfig dist_;
+  // A micro-batch whose loss was not finite on this rank while accumulating; reported when
+  // the ranks agree on the update (distributed only).
+  std::string dist_pending_failure_;
 
   friend class StepContext;
 };

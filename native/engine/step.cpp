@@ -49,6 +49,13 @@ double StepContext::Pass(double weight, bool backward, at::Tensor* keep) {
               loss.defined() ? loss.sizes() : at::IntArrayRef{});
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
+    if (distributed()) {
+      // No early exit: the other ranks wait in this step's collectives (see local_failure).
+      if (local_failure.empty()) {
+        local_failure = "a loss is not finite on rank " + std::to_string(tr.dist_.comm->rank());
+      }
+      return value;
+    }
     failed = true;
     return value;
   }
@@ -221,6 +228,16 @@ bool StepContext::WeightAscent(const std::function<bool(std::vector<Move>&)>& pl
       moves.push_back(Move{&t, grad, 0.0, g, j});
     }
   }
+  if (distributed()) {
+    std::vector<at::Tensor> directions;
+    std::vector<const Target*> which;
+    for (const Move& m : moves) {
+      directions.push_back(m.direction);
+      which.push_back(m.target);
+    }
+    SyncDirections(directions, which);
+    for (size_t k = 0; k < moves.size(); ++k) moves[k].direction = directions[k];
+  }
   if (plan(moves)) {
     for (Move& m : moves) {
       if (!Perturb(*m.target, m.direction.contiguous(), m.radius, 1.0, m.g, m.j)) result.skipped[m.g]++;
@@ -241,10 +258,18 @@ bool StepContext::WeightAscent(const std::function<bool(std::vector<Move>&)>& pl
 StepResult StepContext::Update() {
   result.lr = tr.optimizer_->param_groups().empty() ? 0 : tr.optimizer_->param_groups()[0].options().get_lr();
   if (opt.accumulate) {
+    if (distributed() && !local_failure.empty() && tr.dist_pending_failure_.empty()) {
+      tr.dist_pending_failure_ = local_failure;
+    }
     tr.has_pending_micro_batch_ = true;
     result.accumulated = true;
     result.applied = false;
     return result;
+  }
+  if (distributed()) {
+    std::string reason = local_failure.empty() ? tr.dist_pending_failure_ : local_failure;
+    tr.dist_pending_failure_.clear();
+    if (!AverageGradients(reason)) return result;
   }
   const auto t0 = Clock::now();
   std::vector<at::Tensor> grads;
@@ -290,6 +315,56 @@ StepResult StepContext::Update() {
   result.applied = true;
   result.times.optimizer += Seconds(t0, Clock::now());
   return result;
+}
+
+bool StepContext::AverageGradients(const std::string& reason) {
+  // Every parameter takes part on every rank (a zero stand-in where this rank has no
+  // gradient), and one more element says whether any rank's step failed, so that all
+  // ranks agree to skip the update in the same all-reduce.
+  std::vector<at::Tensor> list;
+  std::vector<std::pair<size_t, at::Tensor>> stand_ins;
+  for (size_t i = 0; i < tr.params_.size(); ++i) {
+    const at::Tensor& g = tr.params_[i].second.grad();
+    if (g.defined()) {
+      list.push_back(g);
+    } else {
+      at::Tensor z = at::zeros_like(tr.params_[i].second);
+      stand_ins.emplace_back(i, z);
+      list.push_back(z);
+    }
+  }
+  const at::Tensor& first = tr.params_.front().second;
+  at::Tensor flag = at::full({1}, reason.empty() ? 0.0 : 1.0,
+                             first.options().dtype(at::isFloatingType(first.scalar_type()) ? first.scalar_type() : at::kFloat));
+  list.push_back(flag);
+  tr.dist_.comm->AllReduceMean(list, tr.dist_.bucket_bytes, &result.times.communication);
+  if (flag.item<double>() > 0) {
+    Fail(reason.empty() ? "a loss is not finite on another rank" : reason);
+    return false;
+  }
+  for (auto& s : stand_ins) {
+    // A gradient on another rank only (a branch this rank's batch did not take).
+    if (s.second.abs().max().item<double>() > 0) tr.params_[s.first].second.mutable_grad() = s.second;
+  }
+  return true;
+}
+
+void StepContext::SyncDirections(std::vector<at::Tensor>& directions, const std::vector<const Target*>& targets) {
+  if (!distributed() || tr.dist_.direction != "allreduced") return;
+  std::vector<at::Tensor> list;
+  for (size_t j = 0; j < targets.size(); ++j) {
+    if (targets[j]->param_index < 0 || !directions[j].defined()) continue;
+    // A copy: the direction may be the parameter's .grad itself.
+    directions[j] = directions[j].clone(at::MemoryFormat::Contiguous);
+    list.push_back(directions[j]);
+  }
+  tr.dist_.comm->AllReduceMean(list, tr.dist_.bucket_bytes, &result.times.communication);
+}
+
+void StepContext::SyncDirections(std::vector<at::Tensor>& directions, const std::vector<Target>& targets) {
+  std::vector<const Target*> p;
+  for (const auto& t : targets) p.push_back(&t);
+  SyncDirections(directions, p);
 }
 
 at::Tensor Project(const at::Tensor& delta, double radius) {

@@ -98,6 +98,16 @@ class StepContext {
 
   StepResult Update();
 
+  /// Distributed training in the "allreduced" direction mode: averages the directions of
+  /// the parameter targets across ranks (in place; each entry becomes a tensor of its
+  /// own). The input's direction stays local: each rank's input is its own batch.
+  void SyncDirections(std::vector<at::Tensor>& directions, const std::vector<const Target*>& targets);
+  void SyncDirections(std::vector<at::Tensor>& directions, const std::vector<Target>& targets);
+  bool distributed() const { return tr.dist_.comm != nullptr; }
+  // Averages the update's gradients across ranks; false (after Fail) when this rank's
+  // `reason` or another rank's says the step cannot be applied.
+  bool AverageGradients(const std::string& reason);
+
   Trainer& tr;
   const Batch& batch;
   const LossFn& loss_fn;
@@ -108,6 +118,10 @@ class StepContext {
   at::Tensor rows;  // unique token ids for the row-sparse path
   std::vector<at::Tensor> pending_grads;  // gradients of earlier micro-batches (accumulate)
   bool failed = false;
+  // Distributed: why this rank's step cannot be applied (a non-finite loss). The methods
+  // run on, so that every rank takes part in the same collectives, and Update() lets all
+  // ranks agree to skip the update.
+  std::string local_failure;
 
  private:
   ops::PerturbOptions PerturbOpts(double radius, double p, size_t g, size_t j) const;

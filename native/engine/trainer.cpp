@@ -203,6 +203,18 @@ Trainer::Trainer(std::vector<NamedParameter> parameters, AttackConfig attack,
   }
 }
 
+void Trainer::set_distributed(DistributedConfig config) {
+  TORCH_CHECK(config.comm != nullptr, "Trainer: distributed training needs a process group");
+  TORCH_CHECK(config.direction == "local" || config.direction == "allreduced",
+              "distributed.direction must be 'local' or 'allreduced', got '", config.direction, "'");
+  TORCH_CHECK(config.bucket_bytes >= 1, "distributed.bucketBytes must be >= 1, got ", config.bucket_bytes);
+  TORCH_CHECK(!has_pending_micro_batch_, "Trainer: cannot start distributed training between micro-batches");
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : params_) tensors.push_back(p.second.detach());
+  config.comm->Broadcast(tensors, 0);
+  dist_ = std::move(config);
+}
+
 StepResult Trainer::step(const Batch& batch, const LossFn& loss, const StepOptions& options) {
   StepContext context(*this, batch, loss, options);
   return context.Run();

@@ -20,10 +20,14 @@ bool RunDropAttack(StepContext& c) {
     const size_t mark = c.undo.size();
     double total = 0;
     for (int t = 0; t < a.k; ++t) {
+      std::vector<at::Tensor> directions(targets.size());
       for (size_t j = 0; j < targets.size(); ++j) {
-        at::Tensor d = c.Grad(targets[j]);
-        if (offsets[j].defined()) d = d - offsets[j];
-        if (!c.Perturb(targets[j], d, radius[j], group.p, g, j)) c.result.skipped[g]++;
+        directions[j] = c.Grad(targets[j]);
+        if (offsets[j].defined()) directions[j] = directions[j] - offsets[j];
+      }
+      c.SyncDirections(directions, targets);  // distributed, "allreduced" directions only
+      for (size_t j = 0; j < targets.size(); ++j) {
+        if (!c.Perturb(targets[j], directions[j], radius[j], group.p, g, j)) c.result.skipped[g]++;
       }
       const double loss = c.Pass(1.0 / k);
       if (c.failed) {

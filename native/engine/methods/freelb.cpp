@@ -41,11 +41,14 @@ bool Run(StepContext& c) {
     total += loss / k;
     if (t == a.k - 1) break;  // the last δ update would not be used
     at::NoGradGuard no_grad;
+    std::vector<at::Tensor> gws(all.size());
+    for (size_t j = 0; j < all.size(); ++j) gws[j] = c.Grad(*all[j]) - before[j];
+    c.SyncDirections(gws, all);  // distributed, "allreduced" directions only
     const auto t0 = Clock::now();
     size_t j = 0;
     for (size_t g = 0; g < a.groups.size(); ++g) {
       for (size_t i = 0; i < c.targets(g).size(); ++i, ++j) {
-        const at::Tensor gw = c.Grad(*all[j]) - before[j];
+        const at::Tensor& gw = gws[j];
         if (!GradientStep(gw, *a.alpha, &delta[j])) {
           c.result.skipped[g]++;
           continue;

@@ -31,6 +31,7 @@ bool Run(StepContext& c) {
       if (offsets[j].defined()) steer[j] = steer[j] - offsets[j];
       c.SaveCopy(w, w0[j]);
     }
+    c.SyncDirections(steer, targets);  // distributed, "allreduced" directions only
     double last = 0;
     for (int t = 0; t < a.k; ++t) {
       {
@@ -62,6 +63,7 @@ bool Run(StepContext& c) {
           for (size_t j = 0; j < targets.size(); ++j) {
             steer[j] = grads[j].defined() ? grads[j] : at::zeros_like(w0[j]);
           }
+          c.SyncDirections(steer, targets);
         }
       }
       if (c.failed) {
