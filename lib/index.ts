@@ -3,8 +3,8 @@
  * @packageDocumentation
  */
 export { TorchError } from './core/errors';
-export { backends, getJitOptions, getNumThreads, setJitOptions, setNumThreads } from './core/backends';
-export type { BackendsInfo, JitOptions } from './core/backends';
+export { backends, cpuCache, getJitOptions, getNumThreads, releaseCpuCache, setJitOptions, setNumThreads } from './core/backends';
+export type { BackendsInfo, CpuCacheInfo, JitOptions } from './core/backends';
 export {
   Tensor,
   Generator,
