@@ -2,6 +2,7 @@
 // the synthetic batches, drawn with the same 32-bit LCG as bench/python/common.py so both
 // sides train on identical token ids, lengths and labels.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 export interface BenchGroup { target: string; epsilon: number; p: number }
@@ -17,6 +18,24 @@ export interface BenchConfig {
 }
 export interface BenchMethod { attack: boolean; k?: number; label: string }
 export interface BenchSpec { configs: Record<string, BenchConfig>; methods: Record<string, BenchMethod> }
+
+/** CPU time, system time and minor page faults of one measured step (getrusage). */
+export interface StepUsage { cpuSeconds: number; systemSeconds: number; minorFaults: number }
+
+/**
+ * The machine's load now: the 1-minute load average and the tasks runnable at this
+ * instant (procs_running of /proc/stat, this process's own included); NaN off Linux.
+ */
+export function machineLoad(): { load1: number; running: number } {
+  let running = NaN;
+  try {
+    const m = fs.readFileSync('/proc/stat', 'utf8').match(/^procs_running\s+(\d+)/m);
+    if (m) running = Number(m[1]);
+  } catch {
+    // not Linux
+  }
+  return { load1: os.loadavg()[0], running };
+}
 
 /** bench/configs.json, found from dist/bench or bench. */
 export function loadSpec(): BenchSpec {

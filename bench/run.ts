@@ -28,7 +28,7 @@ const ROOT = path.join(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 
-interface Job { config: string; method: string; side: 'project' | 'python-careful' | 'python-notebook'; sparse?: 'off'; round: number; warmup?: number; steps?: number }
+interface Job { config: string; method: string; side: 'project' | 'python-careful' | 'python-careful-sparse' | 'python-notebook'; sparse?: 'off'; round: number; warmup?: number; steps?: number }
 
 function argv(): { threads: number; roundsA: number; full: boolean } {
   const a = process.argv.slice(2);
@@ -55,14 +55,19 @@ function main(): void {
 
   const jobs: Job[] = [];
   let rot = 0;
-  const sidesFor = (method: string): Job['side'][] => (method === 'plain' ? ['project', 'python-careful'] : ['project', 'python-careful', 'python-notebook']);
+  // (c), the embedding-heavy configuration, also runs PyTorch's sparse embedding path
+  // (nn.Embedding(sparse=True) with SparseAdam) for plain training and DropAttack-1.
+  const sidesFor = (config: string, method: string): Job['side'][] => [
+    'project', 'python-careful', ...(method === 'plain' ? [] : ['python-notebook' as const]),
+    ...(config === 'c' && method !== 'da3' ? ['python-careful-sparse' as const] : []),
+  ];
   for (const config of Object.keys(spec.configs)) {
     const rounds = config === 'a' ? o.roundsA : 1;
     const methods = config === 'b' && !o.full ? ['plain', 'da1'] : Object.keys(spec.methods);
     const extra = config === 'b' && !o.full ? { warmup: 0, steps: 1 } : {};
     for (let round = 0; round < rounds; round++) {
       for (const method of methods) {
-        const sides = sidesFor(method);
+        const sides = sidesFor(config, method);
         const order = sides.map((_, k) => sides[(k + rot) % sides.length]);
         rot++;
         for (const side of order) jobs.push({ config, method, side, round, ...extra });

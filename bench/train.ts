@@ -5,12 +5,17 @@
 //                            [--sparse auto|off] [--json out.json]
 //
 // Reports every measured step's wall time (after warm-up) around `await trainer.step()`,
-// the engine's per-phase `times`, and the event loop's delay while it trains.
+// the engine's per-phase `times`, the process's CPU time, system time and minor page
+// faults per step (getrusage), the machine's load while it runs (/proc/loadavg and the
+// runnable tasks of /proc/stat, sampled at each step), and the event loop's delay.
+// The update skips the gradient norm (`gradNorm: false`), as the PyTorch loops do not
+// compute one.
 import * as fs from 'fs';
+import * as os from 'os';
 import { monitorEventLoopDelay } from 'perf_hooks';
 
-import { backends, getNumThreads, Module, setNumThreads, tensor, Trainer } from '../lib';
-import { loadSpec, makeBatches } from './data';
+import { backends, cpuCache, getNumThreads, Module, setNumThreads, tensor, Trainer } from '../lib';
+import { loadSpec, makeBatches, machineLoad, StepUsage } from './data';
 
 function parse(argv: string[]): Record<string, string> {
   const o: Record<string, string> = {};
@@ -54,17 +59,30 @@ async function main(): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   const stepSeconds: number[] = [];
   const phases: Record<string, number>[] = [];
+  const usage: StepUsage[] = [];
+  const load: { load1: number; running: number }[] = [];
   let sparseTargets: string[] = [];
   for (let s = 0; s < warmup + steps; s++) {
     const b = batches[s % batches.length];
-    if (s === warmup) loop.enable();
+    if (s === warmup) {
+      loop.enable();
+      cpuCache(true); // the peak of large CPU blocks over the measured steps only
+    }
+    const u0 = process.resourceUsage();
     const t0 = process.hrtime.bigint();
-    const r = await trainer.step([b.tokens, b.lengths], b.labels, { timePhases: true });
+    const r = await trainer.step([b.tokens, b.lengths], b.labels, { timePhases: true, gradNorm: false });
     const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+    const u1 = process.resourceUsage();
     if (!r.applied) throw new Error(`bench/train: step ${s} not applied: ${r.reason}`);
     if (s >= warmup) {
       stepSeconds.push(dt);
       phases.push({ ...r.times!, extraBackward: 0 });
+      usage.push({
+        cpuSeconds: (u1.userCPUTime - u0.userCPUTime + u1.systemCPUTime - u0.systemCPUTime) / 1e6,
+        systemSeconds: (u1.systemCPUTime - u0.systemCPUTime) / 1e6,
+        minorFaults: u1.minorPageFault - u0.minorPageFault,
+      });
+      load.push(machineLoad());
       sparseTargets = r.sparseTargets;
     }
   }
@@ -79,6 +97,13 @@ async function main(): Promise<void> {
     warmup,
     stepSeconds,
     phases,
+    usage,
+    load,
+    cores: os.cpus().length,
+    cpuCache: cpuCache(),
+    // Peak bytes of CPU blocks of 1 MiB and more in use during the measured steps (the
+    // caching allocator counts them; 0 when DROPATTACK_CPU_CACHE_MB=0 turned it off).
+    peakLargeBytes: cpuCache().peakLiveBytes,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, samples: loop.count },
     libtorch: backends().libtorch,

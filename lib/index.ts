@@ -3,8 +3,8 @@
  * @packageDocumentation
  */
 export { TorchError } from './core/errors';
-export { backends, getJitOptions, getNumThreads, memory, setJitOptions, setNumThreads } from './core/backends';
-export type { BackendsInfo, JitOptions, MemoryReport } from './core/backends';
+export { backends, cpuCache, getJitOptions, getNumThreads, memory, releaseCpuCache, setJitOptions, setNumThreads } from './core/backends';
+export type { BackendsInfo, CpuCacheInfo, JitOptions, MemoryReport } from './core/backends';
 export {
   Tensor,
   Generator,

@@ -73,6 +73,15 @@ const CASES: Case[] = [
   { name: 'SAM', model: 'mlp', optimizer: SGD, attack: { method: 'sam', rho: 0.05 } },
   { name: 'ASAM', model: 'mlp', optimizer: SGD, attack: { method: 'asam', rho: 0.5, groups: [{ targets: ['fc1.weight', 'fc1.bias', 'out.weight'] }] } },
   { name: 'DropAttack-1 on the embedding model, SGD', model: 'embed', optimizer: SGD, attack: { method: 'dropattack', k: 1, seed: 5, groups: [{ targets: ['embed.weight', 'fc1.weight'], epsilon: 1, p: 0.5 }] } },
+  // The fused CPU Adam step (native/engine/fused_adam.cpp) against torch.optim.Adam, with
+  // every option that enters its arithmetic.
+  {
+    name: 'plain Adam with weight decay, betas and eps on the embedding model (the fused step)',
+    model: 'embed',
+    optimizer: { type: 'adam', lr: 0.02, weight_decay: 0.05, betas: [0.8, 0.95], eps: 1e-6 },
+    attack: { method: 'none' },
+    steps: 6,
+  },
 ];
 
 async function runEngine(c: Case, ref: ReturnType<typeof runReference>) {

@@ -190,6 +190,8 @@ const SIGNATURES: Record<string, Kind[]> = {
   getNumThreads: [],
   releaseCachedBackups: [],
   cachedBackupBytes: [],
+  cpuCache: [], // resetPeak is optional
+  releaseCpuCache: [],
   setNumThreads: ['int'],
   fromBuffer: ['typedArray', 'shape', 'dtype', 'bool'],
   full: ['shape', 'number', 'dtype', 'device'],
@@ -553,6 +555,8 @@ describe('raw binding fuzz', () => {
     dropMask: { args: () => [10, 0.5, 1, 2, 'cpu'], tensorArgs: {} },
     releaseCachedBackups: { args: () => [], tensorArgs: {} },
     cachedBackupBytes: { args: () => [], tensorArgs: {} },
+    cpuCache: { args: () => [], tensorArgs: {} },
+    releaseCpuCache: { args: () => [], tensorArgs: {} },
     philox4x32: { args: () => [[0, 1, 2, 3], [4, 5]], tensorArgs: {} },
   };
 

@@ -13,7 +13,7 @@ export interface StepResult {
   groupLosses: number[];
   /** Per group: perturbations skipped because the direction's norm was 0 or not finite. */
   skipped: number[];
-  /** L2 norm of the update's gradient before clipping (0 when not applied). */
+  /** L2 norm of the update's gradient before clipping (0 when not applied; NaN when not computed: `gradNorm: false`). */
   gradNorm: number;
   /** Learning rate used. */
   lr: number;
@@ -201,6 +201,24 @@ export interface JitOptions {
   fuser: 'none' | 'tensorexpr';
 }
 
+/** The caching CPU allocator's state (see `cpuCache()`). */
+export interface CpuCacheInfo {
+  /** Whether it serves LibTorch's CPU allocations (`DROPATTACK_CPU_CACHE_MB=0` at load keeps LibTorch's own allocator). */
+  installed: boolean;
+  /** Most bytes kept in freed blocks for reuse. */
+  limitBytes: number;
+  /** Bytes in freed blocks kept for reuse now. */
+  cachedBytes: number;
+  /** Bytes in large blocks (1 MiB and more) in use now. */
+  liveBytes: number;
+  /** Most `liveBytes` since the addon loaded or the last `cpuCache(true)`. */
+  peakLiveBytes: number;
+  /** Large allocations served from kept blocks. */
+  hits: number;
+  /** Large allocations that mapped fresh memory. */
+  misses: number;
+}
+
 export interface Binding {
   setErrorClass(cls: new (message: string) => Error): void;
   backends(): BackendsInfo;
@@ -208,6 +226,8 @@ export interface Binding {
   getJitOptions(): JitOptions;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  cpuCache(resetPeak?: boolean): CpuCacheInfo;
+  releaseCpuCache(): void;
 
   fromBuffer(data: NativeTypedArray, shape: number[], dtype: string, share: boolean): T;
   full(shape: number[], value: number, dtype: string, device: string): T;

@@ -130,6 +130,13 @@ export interface StepOptions {
   /** Report the time spent per phase. */
   timePhases?: boolean;
   /**
+   * Compute the gradient's global L2 norm (`StepResult.gradNorm`) and refuse a step whose
+   * gradient is not finite. Default true. With false (and no `clipGradNorm`, which needs
+   * the norm) the update skips that pass over every gradient, as a plain PyTorch loop
+   * does: `gradNorm` is then NaN and a non-finite gradient is applied as it is.
+   */
+  gradNorm?: boolean;
+  /**
    * Token ids for the row-sparse embedding path. Default: the int64 forward argument
    * named `input_ids`, `token_ids`, `tokens` or `ids` when exactly one is, else the only
    * int64 argument; with `sparse: 'auto'` also the first argument when it is int64 (its
@@ -280,7 +287,7 @@ export class Trainer {
     } else if (!(target instanceof Tensor)) {
       throw is.invalidType(where, 'target', 'a Tensor', target);
     }
-    const o = is.options<StepOptions>(where, options, ['lr', 'clipGradNorm', 'accumulate', 'lossScale', 'timePhases', 'tokenIds']);
+    const o = is.options<StepOptions>(where, options, ['lr', 'clipGradNorm', 'accumulate', 'lossScale', 'timePhases', 'gradNorm', 'tokenIds']);
     const native_: Record<string, unknown> = {};
     if (o.lr !== undefined) native_.lr = is.inRange(where, 'lr', o.lr, 0, Number.MAX_VALUE);
     if (o.clipGradNorm !== undefined) {
@@ -290,6 +297,7 @@ export class Trainer {
     if (o.accumulate !== undefined) native_.accumulate = is.boolean(where, 'accumulate', o.accumulate);
     if (o.lossScale !== undefined) native_.lossScale = is.finite(where, 'lossScale', o.lossScale);
     if (o.timePhases !== undefined) native_.timePhases = is.boolean(where, 'timePhases', o.timePhases);
+    if (o.gradNorm !== undefined) native_.gradNorm = is.boolean(where, 'gradNorm', o.gradNorm);
     if (o.tokenIds !== undefined) {
       if (!(o.tokenIds instanceof Tensor)) throw is.invalidType(where, 'tokenIds', 'a Tensor', o.tokenIds);
       native_.tokenIds = o.tokenIds.handle;

@@ -9,6 +9,7 @@
 #include "generator.h"
 #include "memory.h"
 #include "module.h"
+#include "ops/cpu_cache.h"
 #include "perturbation.h"
 #include "tensor.h"
 #include "trainer.h"
@@ -63,7 +64,33 @@ Napi::Value SetNumThreads(Info info) {
 
 Napi::Value GetNumThreads(Info info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
+// cpuCache(resetPeak?: boolean) -> {installed, limitBytes, cachedBytes, liveBytes, peakLiveBytes, hits, misses}
+Napi::Value CpuCache(Info info) {
+  Napi::Env env = info.Env();
+  const Napi::Value reset = info[0];
+  if (!reset.IsUndefined() && !reset.IsBoolean()) ThrowType(env, "cpuCache", "resetPeak", "a boolean", reset);
+  const ops::CpuCacheStats s = ops::cpu_cache_stats(reset.IsBoolean() && reset.As<Napi::Boolean>().Value());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("installed", Napi::Boolean::New(env, s.installed));
+  o.Set("limitBytes", Napi::Number::New(env, static_cast<double>(s.limit_bytes)));
+  o.Set("cachedBytes", Napi::Number::New(env, static_cast<double>(s.cached_bytes)));
+  o.Set("liveBytes", Napi::Number::New(env, static_cast<double>(s.live_bytes)));
+  o.Set("peakLiveBytes", Napi::Number::New(env, static_cast<double>(s.peak_live_bytes)));
+  o.Set("hits", Napi::Number::New(env, static_cast<double>(s.hits)));
+  o.Set("misses", Napi::Number::New(env, static_cast<double>(s.misses)));
+  return o;
+}
+
+Napi::Value ReleaseCpuCache(Info info) {
+  ops::release_cpu_cache();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Before any tensor exists, so that every large CPU tensor the addon makes comes from
+  // the caching allocator (ops/cpu_cache.h); DROPATTACK_CPU_CACHE_MB=0 keeps LibTorch's.
+  // Once per process: worker threads that load the addon again find it installed.
+  ops::install_cpu_cache(ops::cpu_cache_limit_from_env());
   InitInstanceData(env);
   Tensor::Init(env, exports);
   InitTensorFunctions(env, exports);
@@ -78,6 +105,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New(env, &Guard<Backends>, "backends"));
   exports.Set("setNumThreads", Napi::Function::New(env, &Guard<SetNumThreads>, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, &Guard<GetNumThreads>, "getNumThreads"));
+  exports.Set("cpuCache", Napi::Function::New(env, &Guard<CpuCache>, "cpuCache"));
+  exports.Set("releaseCpuCache", Napi::Function::New(env, &Guard<ReleaseCpuCache>, "releaseCpuCache"));
   return exports;
 }
 }  // namespace

@@ -280,6 +280,7 @@ Napi::Value Step(Info info) {
   options.accumulate = BoolField(env, o, "step options", "accumulate", false);
   options.loss_scale = NumberField(env, o, "step options", "lossScale", 1.0);
   options.time_phases = BoolField(env, o, "step options", "timePhases", false);
+  options.grad_norm = BoolField(env, o, "step options", "gradNorm", true);
   at::Tensor token_ids;
   Napi::Value ids = o.Get("tokenIds");
   if (!ids.IsUndefined() && !ids.IsNull()) {

@@ -96,7 +96,7 @@ struct StepResult {
   double clean_loss = 0;
   std::vector<double> group_losses;    // per group, as docs/methods.md reports them
   std::vector<int64_t> skipped;        // per group: perturbations skipped (zero/non-finite norm)
-  double grad_norm = 0;                // L2 norm of the update's gradient, before clipping
+  double grad_norm = 0;                // L2 norm of the update's gradient, before clipping (NaN: not computed)
   double lr = 0;                       // learning rate used
   bool applied = false;                // the optimizer step ran
   std::string reason;                  // why not, when !applied
@@ -111,6 +111,7 @@ struct StepOptions {
   bool accumulate = false;     // keep gradients for the next micro-batch, skip the update
   double loss_scale = 1.0;     // multiplies every backward (e.g. 1 / micro-batches)
   bool time_phases = false;
+  bool grad_norm = true;       // compute the norm (and refuse a non-finite gradient); clipping needs it
 };
 
 class Trainer {

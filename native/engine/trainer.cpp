@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine.h"
+#include "fused_adam.h"
 #include "methods/registry.h"
 #include "step.h"
 
@@ -241,7 +242,8 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Ten
               s.beta1, ", ", s.beta2, "]");
   TORCH_CHECK(s.eps > 0, "optimizer.eps must be > 0, got ", s.eps);
   if (s.type == "adam") {
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(s.lr)
+    // torch::optim::Adam's options, state and checkpoints, one pass per CPU parameter.
+    return std::make_unique<FusedAdam>(params, torch::optim::AdamOptions(s.lr)
                                                             .betas({s.beta1, s.beta2})
                                                             .eps(s.eps)
                                                             .weight_decay(weight_decay)

@@ -9,6 +9,7 @@
 #include <deque>
 #include <mutex>
 
+#include "cpu_cache.h"
 #include "perturb_common.h"
 
 namespace dropattack {
@@ -76,7 +77,8 @@ void run_masked_add(at::Tensor& target, const at::Tensor& direction, at::Tensor&
 // Backups of the same size come back every step (the same parameters are attacked each
 // batch). A fresh multi-megabyte allocation is mmap'd and faulted in page by page, which
 // costs more than the perturbation itself, so restored backups wait here for reuse. A
-// buffer serves any request of the same dtype and device up to its size.
+// buffer serves any request of the same dtype and device up to its size. CPU backups skip
+// the pool when the caching CPU allocator (cpu_cache.h) keeps freed blocks instead.
 class BackupPool {
  public:
   static constexpr size_t kMaxBuffers = 8;
@@ -98,6 +100,10 @@ class BackupPool {
   }
 
   void release(at::Tensor buffer) {
+    // With the caching CPU allocator installed, a freed CPU backup goes back to it, where
+    // any tensor of its size can reuse it (the optimizer's temporaries after the attack);
+    // kept here it would add its size to the step's peak memory.
+    if (buffer.device().is_cpu() && cpu_cache_stats().installed) return;
     std::lock_guard<std::mutex> lock(mu_);
     buffers_.push_back(std::move(buffer));
     if (buffers_.size() > kMaxBuffers) buffers_.pop_front();
