@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `dropattack` command: train, eval and compare from a JSON run configuration.
+import * as os from 'os';
 import * as path from 'path';
 
 import { ConfigError, readConfigFile } from './config';
@@ -17,11 +18,13 @@ import {
   RunSummary,
 } from './run';
 import { AttackConfig, AttackGroup, attackMethodInfo } from '../core/trainer';
+import { backends } from '../core/backends';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
   dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--data FILE] [--vocab FILE] [--labels FILE] [--set key=value ...]
   dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--dry-run] [--set key=value ...]
+  dropattack report  RUN_DIR   (HTML report with SVG charts of a compare or train folder: RUN_DIR/report/index.html)
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
 
 --set overrides a field of the configuration: --set training.epochs=3 --set attack.groups[0].epsilon=2
@@ -151,6 +154,7 @@ export function formatTable(runs: RunSummary[]): string {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'serve') return (await import('./serve')).serveMain(argv.slice(1));
+  if (argv[0] === 'report') return reportMain(argv.slice(1));
   const args = parseArgs(argv);
   if (args.command === 'help') return 0;
   const config = parseRunConfig(readConfigFile(args.config as string), args.set);
@@ -194,7 +198,37 @@ export async function main(argv: string[]): Promise<number> {
   const dir = path.resolve(config.output.dir, config.name);
   writeFileSynced('compare', path.join(dir, 'comparison.txt'), table + '\n');
   writeFileSynced('compare', path.join(dir, 'comparison.json'), JSON.stringify(runs.map(({ history: _h, ...r }) => r), null, 2));
+  writeFileSynced('compare', path.join(dir, 'machine.json'), JSON.stringify(machineInfo(), null, 2));
   console.log(`\nlogs, checkpoints and TensorBoard events: ${dir} (tensorboard --logdir ${dir})`);
+  const report = await (await import('./report')).writeReport(dir);
+  console.log(`report: ${report.html}`);
+  return 0;
+}
+
+/** The machine a comparison ran on: the addon's backends and the host, for the report. */
+export function machineInfo(): Record<string, unknown> {
+  return {
+    ...backends(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  };
+}
+
+/** `dropattack report RUN_DIR`: writes RUN_DIR/report/index.html and its SVG charts. */
+async function reportMain(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const dirs = argv.filter((a) => a !== '--debug');
+  const flag = dirs.find((a) => a.startsWith('-'));
+  if (flag !== undefined) throw new ConfigError(flag, `unknown option of report (${HINT})`);
+  if (dirs.length !== 1) throw new ConfigError('report', `expects one RUN_DIR, got ${dirs.length} (${HINT})`);
+  const r = await (await import('./report')).writeReport(dirs[0]);
+  console.log(`report: ${r.html} (${r.svgs.length} SVG charts beside it)`);
   return 0;
 }
 
