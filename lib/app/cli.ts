@@ -19,6 +19,7 @@ import {
 } from './run';
 import { AttackConfig, AttackGroup, attackMethodInfo } from '../core/trainer';
 import { backends } from '../core/backends';
+import { writeHParamsExperiment, writeHParamsSession } from '../logging/tensorboard';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
@@ -191,11 +192,34 @@ export async function main(argv: string[]): Promise<number> {
   const runs: RunSummary[] = [];
   for (const { label, attack } of attacks) {
     console.log(`\n== ${label}`);
-    runs.push(await runFromConfig(config, { attack, label, data }));
+    const startTime = Date.now() / 1000;
+    const r = await runFromConfig(config, { attack, label, data });
+    runs.push(r);
+    if (config.output.tensorboard) {
+      // TensorBoard's HParams tab: each method's run is a session with its settings.
+      await writeHParamsSession(path.join(r.dir, 'tensorboard'), {
+        hparams: comparisonHParams(config, label, attack),
+        startTime,
+        endTime: Date.now() / 1000,
+        modelUri: path.resolve(r.dir, 'checkpoints'),
+      });
+    }
   }
   const table = formatTable(runs);
   console.log(`\n${table}`);
   const dir = path.resolve(config.output.dir, config.name);
+  if (config.output.tensorboard) {
+    const sessions = attacks.map(({ label, attack }) => comparisonHParams(config, label, attack));
+    await writeHParamsExperiment(dir, {
+      hparams: Object.keys(sessions[0]).map((name) => ({ name, values: [...new Set(sessions.map((h) => h[name]))] })),
+      metrics: [
+        { tag: 'val/accuracy', dataset: 'validation' },
+        { tag: 'val/macroF1', dataset: 'validation' },
+        { tag: 'val/loss', dataset: 'validation' },
+        { tag: 'train/loss', dataset: 'training' },
+      ],
+    });
+  }
   writeFileSynced('compare', path.join(dir, 'comparison.txt'), table + '\n');
   writeFileSynced('compare', path.join(dir, 'comparison.json'), JSON.stringify(runs.map(({ history: _h, ...r }) => r), null, 2));
   writeFileSynced('compare', path.join(dir, 'machine.json'), JSON.stringify(machineInfo(), null, 2));
@@ -203,6 +227,18 @@ export async function main(argv: string[]): Promise<number> {
   const report = await (await import('./report')).writeReport(dir);
   console.log(`report: ${report.html}`);
   return 0;
+}
+
+/** The hyperparameters TensorBoard's HParams tab shows for one method of a comparison. */
+export function comparisonHParams(config: RunConfig, label: string, attack: AttackConfig): Record<string, string | number> {
+  const groups = (attack as { groups?: AttackGroup[] }).groups ?? [];
+  return {
+    method: label,
+    attack: attack.method,
+    epsilon: groups.map((g) => g.epsilon).join(',') || '-',
+    seed: config.training.seed,
+    epochs: config.training.epochs,
+  };
 }
 
 /** The machine a comparison ran on: the addon's backends and the host, for the report. */

@@ -8,6 +8,7 @@ import * as path from 'path';
 
 import { main } from '../../lib/app/cli';
 import { readReportData, readStepLosses } from '../../lib/app/report';
+import { decodeEventFile } from '../helpers/tensorboard-proto';
 
 jest.setTimeout(180_000);
 
@@ -80,6 +81,25 @@ describe('dropattack report', () => {
       expect(text).toMatch(new RegExp(`<td>${r.label}</td>.*?<td class="n">${(100 * r.final.accuracy).toFixed(2)}%</td><td class="n">${r.final.macroF1.toFixed(4)}</td>`));
     }
     expect(JSON.parse(fs.readFileSync(path.join(runDir, 'machine.json'), 'utf8'))).toMatchObject({ cpu: true, node: process.version });
+  });
+
+  test("compare's methods are sessions of one experiment in TensorBoard's HParams tab", () => {
+    const events = (d: string) => fs.readdirSync(d).filter((f) => f.startsWith('events.out.tfevents.')).flatMap((f) => decodeEventFile(path.join(d, f)));
+    const values = (d: string) => events(d).flatMap((e) => e.summary?.value ?? []);
+    const experiment = values(runDir).find((v) => v.tag === '_hparams_/experiment');
+    const infos = (experiment?.hparams as { experiment: { hparamInfos: { name: string; domainDiscrete?: { values: { stringValue: string }[] } }[]; metricInfos: { name: { tag: string } }[] } }).experiment;
+    expect(infos.hparamInfos.find((h) => h.name === 'method')?.domainDiscrete?.values.map((v) => v.stringValue)).toEqual(labels);
+    expect(infos.metricInfos.map((m) => m.name.tag)).toEqual(['val/accuracy', 'val/macroF1', 'val/loss', 'train/loss']);
+    for (const label of labels) {
+      const session = values(path.join(runDir, label, 'tensorboard'));
+      const start = session.find((v) => v.tag === '_hparams_/session_start_info')?.hparams as { sessionStartInfo: { hparams: Record<string, { stringValue?: string; numberValue?: number }> } };
+      expect(start.sessionStartInfo.hparams.method).toEqual({ stringValue: label });
+      expect(start.sessionStartInfo.hparams.seed).toEqual({ numberValue: 2 });
+      expect(session.find((v) => v.tag === '_hparams_/session_end_info')?.hparams).toMatchObject({ sessionEndInfo: { status: 'STATUS_SUCCESS' } });
+      // The metrics the experiment names are scalars of the session's run.
+      const tags = new Set(session.map((v) => v.tag));
+      for (const m of infos.metricInfos) expect(tags.has(m.name.tag)).toBe(true);
+    }
   });
 
   test('report RUN_DIR rewrites it; a folder without runs is a clear error', async () => {
