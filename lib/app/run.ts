@@ -8,7 +8,7 @@ import {
   DataFormatError,
   loadFashionMnist,
   loadMnistPackage,
-  loadSpamAssassin,
+  loadSpamAssassinDecoded,
   loadWordVectors,
   readTextDataset,
   splitIndices,
@@ -315,7 +315,8 @@ export async function prepareData(config: RunConfig, fixed: PrepareOptions | str
   let labelNames: string[];
   let held: { texts: string[]; labels: ArrayLike<number> } | undefined;
   if (d.source === 'spam-assassin') {
-    const ds = loadSpamAssassin({ seed: d.seed, ...(d.maxExamples !== undefined ? { maxMessages: d.maxExamples } : {}) });
+    // Decoded (MIME parts, transfer encodings, HTML to text): the text a reader sees.
+    const ds = await loadSpamAssassinDecoded({ seed: d.seed, ...(d.maxExamples !== undefined ? { maxMessages: d.maxExamples } : {}) });
     ({ texts, labels } = ds);
     labelNames = [...ds.labelNames];
     if (savedLabels && savedLabels.join('\u0000') !== labelNames.join('\u0000')) {
