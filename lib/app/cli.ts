@@ -12,6 +12,7 @@ import {
   makeTrainer,
   parseRunConfig,
   prepareData,
+  PreparedData,
   runDirectory,
   runFromConfig,
   RunConfig,
@@ -19,18 +20,21 @@ import {
 } from './run';
 import { AttackConfig, AttackGroup, attackMethodInfo } from '../core/trainer';
 import { backends } from '../core/backends';
+import { mean, pairedDifference, sd } from './stats';
 import { writeHParamsExperiment, writeHParamsSession } from '../logging/tensorboard';
 
 const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
   dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--data FILE] [--vocab FILE] [--labels FILE] [--set key=value ...]
-  dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--dry-run] [--set key=value ...]
+  dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--seeds 1,2,3] [--train-fraction 0.5] [--dry-run] [--set key=value ...]
   dropattack report  RUN_DIR   (HTML report with SVG charts of a compare or train folder: RUN_DIR/report/index.html)
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
 
 --set overrides a field of the configuration: --set training.epochs=3 --set attack.groups[0].epsilon=2
 --device cpu|cuda|cuda:N (train, eval, compare) is --set training.device=...: where the model trains.
 --resume continues the run from output.dir/name/<method>/checkpoints/last.
+--seeds runs each method once per seed and reports mean, spread and the paired difference to plain training (95% CI).
+--train-fraction F trains every method on F of the training split, and plain training on all of it too.
 --dry-run validates the configuration and prints the effective settings, writing nothing.
 --debug (or DROPATTACK_DEBUG=1) prints the stack of an unexpected error.
 Exit status: 0 success, 1 runtime error (data, training, files), 2 usage or configuration error.
@@ -49,13 +53,15 @@ interface Args {
   resume: boolean;
   dryRun: boolean;
   set: string[];
+  seeds?: number[];
+  trainFraction?: number;
 }
 
 /** Flags each command takes (besides --config, --set, --debug). */
 const COMMAND_FLAGS: Record<string, string[]> = {
   train: ['--resume', '--dry-run', '--device'],
   eval: ['--checkpoint', '--data', '--vocab', '--labels', '--device'],
-  compare: ['--methods', '--dry-run', '--device'],
+  compare: ['--methods', '--dry-run', '--device', '--seeds', '--train-fraction'],
 };
 
 function parseArgs(argv: string[]): Args {
@@ -95,11 +101,29 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--debug') bare();
     else if (flag === '--methods') args.methods = value().split(',').map((m) => m.trim()).filter(Boolean);
     else if (flag === '--set') args.set.push(value());
+    else if (flag === '--seeds') args.seeds = parseSeeds(value());
+    else if (flag === '--train-fraction') {
+      const v = value();
+      const f = Number(v);
+      if (v.trim() === '' || !(f > 0 && f <= 1)) throw new ConfigError('--train-fraction', `expected a fraction in (0, 1], got '${v}'`);
+      args.trainFraction = f;
+    }
     else if (flag === '--device') args.set.push(`training.device=${value()}`);
   }
   if (!args.config) throw new ConfigError('--config', `is required (${HINT})`);
   if (command === 'eval' && !args.checkpoint) throw new ConfigError('--checkpoint', 'is required for eval');
   return args;
+}
+
+function parseSeeds(v: string): number[] {
+  const seeds = v.split(',').map((x) => x.trim());
+  for (const x of seeds) {
+    if (!/^\d{1,9}$/.test(x)) throw new ConfigError('--seeds', `expected a list of integers >= 0 such as 1,2,3, got '${v}'`);
+  }
+  const n = seeds.map(Number);
+  const repeated = n.find((x, k) => n.indexOf(x) !== k);
+  if (repeated !== undefined) throw new ConfigError('--seeds', `seed ${repeated} is listed twice`);
+  return n;
 }
 
 /**
@@ -168,10 +192,12 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`accuracy ${(100 * m.accuracy).toFixed(2)}%  macro-F1 ${m.macroF1.toFixed(4)}  loss ${m.loss.toFixed(4)}  (${m.examples} examples)`);
     return 0;
   }
-  const attacks = args.command === 'compare' ? comparisonAttacks(config, args.methods) : [];
-  for (const { label } of attacks) runDirectory(config, label);
+  const plan = args.command === 'compare' ? comparisonPlan(config, args.methods, args.seeds, args.trainFraction) : [];
+  for (const { label } of plan) runDirectory(config, label);
   checkOutputDir(path.join(config.output.dir, config.name));
   console.log(describeRun(config));
+  if (args.seeds) console.log(`seeds ${args.seeds.join(', ')}: each sets data.seed, training.seed and the attack's seed`);
+  if (args.trainFraction !== undefined) console.log(`train fraction ${args.trainFraction}: every method on that share of the training split, plain training also on all of it`);
   if (args.dryRun) {
     console.log('dry run: the configuration is valid; nothing was written');
     return 0;
@@ -182,34 +208,48 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`logs, checkpoints and TensorBoard events: ${path.resolve(r.dir)}`);
     return 0;
   }
-  const data = await prepareData(config);
-  console.log(
-    `${config.name}: ${data.trainExamples} training and ${data.validationExamples} validation examples, ${data.numClasses} classes` +
-      (data.vocab ? `, vocabulary ${data.vocab.size}` : ''),
-  );
+  // One prepared data set per (seed, fraction), made when its first run comes.
+  const prepared = new Map<string, PreparedData>();
+  const dataFor = async (p: PlannedRun): Promise<PreparedData> => {
+    const key = `${p.config.data.seed}/${p.fraction}`;
+    let data = prepared.get(key);
+    if (!data) {
+      for (const k of [...prepared.keys()]) if (!k.startsWith(`${p.config.data.seed}/`)) prepared.delete(k);
+      data = await prepareData(p.config, p.fraction < 1 ? { trainFraction: p.fraction } : {});
+      prepared.set(key, data);
+      console.log(
+        `${config.name}${p.seed !== undefined ? ` seed ${p.seed}` : ''}${p.fraction < 1 ? ` train fraction ${p.fraction}` : ''}: ` +
+          `${data.trainExamples} training and ${data.validationExamples} validation examples, ${data.numClasses} classes` +
+          (data.vocab ? `, vocabulary ${data.vocab.size}` : ''),
+      );
+    }
+    return data;
+  };
   // Every method's model and trainer are built once before the first run writes anything.
-  for (const { label, attack } of attacks) await makeTrainer(config, data, attack, `compare '${label}'`);
+  for (const p of plan.filter((x) => x.seed === plan[0].seed)) await makeTrainer(p.config, await dataFor(p), p.attack, `compare '${p.label}'`);
   const runs: RunSummary[] = [];
-  for (const { label, attack } of attacks) {
-    console.log(`\n== ${label}`);
+  for (const p of plan) {
+    console.log(`\n== ${p.label}`);
     const startTime = Date.now() / 1000;
-    const r = await runFromConfig(config, { attack, label, data });
+    const r = await runFromConfig(p.config, { attack: p.attack, label: p.label, data: await dataFor(p) });
     runs.push(r);
     if (config.output.tensorboard) {
       // TensorBoard's HParams tab: each method's run is a session with its settings.
       await writeHParamsSession(path.join(r.dir, 'tensorboard'), {
-        hparams: comparisonHParams(config, label, attack),
+        hparams: comparisonHParams(p),
         startTime,
         endTime: Date.now() / 1000,
         modelUri: path.resolve(r.dir, 'checkpoints'),
+        ...(p.seed !== undefined ? { groupName: p.method } : {}),
       });
     }
   }
+  prepared.clear();
   const table = formatTable(runs);
   console.log(`\n${table}`);
   const dir = path.resolve(config.output.dir, config.name);
   if (config.output.tensorboard) {
-    const sessions = attacks.map(({ label, attack }) => comparisonHParams(config, label, attack));
+    const sessions = plan.map(comparisonHParams);
     await writeHParamsExperiment(dir, {
       hparams: Object.keys(sessions[0]).map((name) => ({ name, values: [...new Set(sessions.map((h) => h[name]))] })),
       metrics: [
@@ -223,21 +263,127 @@ export async function main(argv: string[]): Promise<number> {
   writeFileSynced('compare', path.join(dir, 'comparison.txt'), table + '\n');
   writeFileSynced('compare', path.join(dir, 'comparison.json'), JSON.stringify(runs.map(({ history: _h, ...r }) => r), null, 2));
   writeFileSynced('compare', path.join(dir, 'machine.json'), JSON.stringify(machineInfo(), null, 2));
+  if (args.seeds || args.trainFraction !== undefined) {
+    const stats = seedStats(plan, runs, config.training.monitor);
+    writeFileSynced('compare', path.join(dir, 'seeds.json'), JSON.stringify(stats, null, 2));
+    console.log(`\n${formatSeedStats(stats)}`);
+  }
   console.log(`\nlogs, checkpoints and TensorBoard events: ${dir} (tensorboard --logdir ${dir})`);
   const report = await (await import('./report')).writeReport(dir);
   console.log(`report: ${report.html}`);
   return 0;
 }
 
-/** The hyperparameters TensorBoard's HParams tab shows for one method of a comparison. */
-export function comparisonHParams(config: RunConfig, label: string, attack: AttackConfig): Record<string, string | number> {
-  const groups = (attack as { groups?: AttackGroup[] }).groups ?? [];
+/** One run of a comparison: a method, on a seed and a share of the training data. */
+export interface PlannedRun {
+  /** Directory and table name: the method's label, then -<percent>pct and -seed<N> where they apply. */
+  label: string;
+  /** The method's label with its data share (the same across seeds). */
+  method: string;
+  attack: AttackConfig;
+  config: RunConfig;
+  seed?: number;
+  fraction: number;
+  /** Plain training on all the training data: the reference of the paired differences. */
+  reference: boolean;
+}
+
+/** The configuration with every seed set to `seed`: the data split and order, the initialization, the attack masks. */
+function withSeed(config: RunConfig, seed: number): RunConfig {
+  const c = structuredClone(config);
+  c.data.seed = seed;
+  c.training.seed = seed;
+  if (typeof (c.attack as { seed?: unknown }).seed === 'number') (c.attack as { seed?: number }).seed = seed;
+  return c;
+}
+
+/**
+ * The runs of `compare`: each method of {@link comparisonAttacks}, per seed of `seeds`
+ * (none: the configuration's seeds), on `trainFraction` of the training split; with a
+ * fraction under 1, plain training also runs on all of it, as the reference.
+ */
+export function comparisonPlan(config: RunConfig, methods?: string[], seeds?: number[], trainFraction?: number): PlannedRun[] {
+  const fraction = trainFraction ?? 1;
+  const share = fraction < 1 ? `-${+(100 * fraction).toFixed(2)}pct` : '';
+  const plan: PlannedRun[] = [];
+  for (const seed of seeds ?? [undefined]) {
+    const c = seed === undefined ? config : withSeed(config, seed);
+    const suffix = seed === undefined ? '' : `-seed${seed}`;
+    const attacks = comparisonAttacks(c, methods);
+    if (fraction < 1) {
+      const plain = attacks.find((a) => a.attack.method === 'none');
+      const attack: AttackConfig = plain?.attack ?? { method: 'none' };
+      plan.push({ label: `plain${suffix}`, method: 'plain', attack, config: c, ...(seed !== undefined ? { seed } : {}), fraction: 1, reference: true });
+    }
+    for (const { label, attack } of attacks) {
+      plan.push({
+        label: `${label}${share}${suffix}`,
+        method: `${label}${share}`,
+        attack,
+        config: c,
+        ...(seed !== undefined ? { seed } : {}),
+        fraction,
+        reference: fraction === 1 && attack.method === 'none',
+      });
+    }
+  }
+  return plan;
+}
+
+/** Per-method statistics over the seeds (the monitored metric's best value), with paired differences to plain training. */
+export function seedStats(plan: PlannedRun[], runs: RunSummary[], monitor: string): import('./report').SeedStats {
+  const score = (r: RunSummary) => r.best?.value ?? r.final.accuracy;
+  const methods = [...new Set(plan.map((p) => p.method))];
+  const seeds = [...new Set(plan.map((p) => p.seed ?? plan[0].config.training.seed))];
+  const ref = plan.find((p) => p.reference)?.method ?? null;
+  const valuesOf = (method: string) => plan.flatMap((p, k) => (p.method === method ? [{ seed: p.seed ?? p.config.training.seed, value: score(runs[k]) }] : []));
+  const refValues = ref === null ? null : valuesOf(ref);
   return {
-    method: label,
-    attack: attack.method,
+    seeds,
+    trainFraction: plan.find((p) => !p.reference)?.fraction ?? 1,
+    metric: `best ${monitor}`,
+    reference: ref,
+    methods: methods.map((method) => {
+      const values = valuesOf(method);
+      const xs = values.map((v) => v.value);
+      return {
+        label: method,
+        trainFraction: plan.find((p) => p.method === method)!.fraction,
+        values,
+        mean: mean(xs),
+        sd: sd(xs),
+        paired: refValues && method !== ref ? pairedDifference(xs, refValues.map((v) => v.value)) : null,
+      };
+    }),
+  };
+}
+
+/** The seed statistics as a text table. */
+export function formatSeedStats(s: import('./report').SeedStats): string {
+  const f = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(2) : 'n/a');
+  const rows = s.methods.map((m) => [
+    m.label,
+    String(m.trainFraction),
+    `${f(m.mean)}%`,
+    f(m.sd),
+    m.paired ? `${m.paired.mean >= 0 ? '+' : ''}${f(m.paired.mean)} [${f(m.paired.low)}, ${f(m.paired.high)}]` : '-',
+  ]);
+  const header = ['method', 'train share', `mean ${s.metric}`, 'sd (pt)', s.reference ? `minus ${s.reference}, 95% CI (pt)` : 'paired difference'];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  ');
+  return [`seeds ${s.seeds.join(', ')}`, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The hyperparameters TensorBoard's HParams tab shows for one run of a comparison. */
+export function comparisonHParams(p: PlannedRun): Record<string, string | number> {
+  const groups = (p.attack as { groups?: AttackGroup[] }).groups ?? [];
+  return {
+    method: p.method,
+    attack: p.attack.method,
     epsilon: groups.map((g) => g.epsilon).join(',') || '-',
-    seed: config.training.seed,
-    epochs: config.training.epochs,
+    seed: p.config.training.seed,
+    train_fraction: p.fraction,
+    epochs: p.config.training.epochs,
   };
 }
 
