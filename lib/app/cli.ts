@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `dropattack` command: train, eval and compare from a JSON run configuration.
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
@@ -27,6 +28,8 @@ const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
   dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--data FILE] [--vocab FILE] [--labels FILE] [--set key=value ...]
   dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--seeds 1,2,3] [--train-fraction 0.5] [--dry-run] [--set key=value ...]
+  dropattack landscape --checkpoint DIR [--grid 51] [--range 1] [--seed 0] [--examples 1000] [--config run.json]
+                     (loss on a grid along two filter-normalized random directions; in the report)
   dropattack report  RUN_DIR   (HTML report with SVG charts of a compare or train folder: RUN_DIR/report/index.html)
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
 
@@ -180,6 +183,7 @@ export function formatTable(runs: RunSummary[]): string {
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'serve') return (await import('./serve')).serveMain(argv.slice(1));
   if (argv[0] === 'report') return reportMain(argv.slice(1));
+  if (argv[0] === 'landscape') return landscapeMain(argv.slice(1));
   const args = parseArgs(argv);
   if (args.command === 'help') return 0;
   const config = parseRunConfig(readConfigFile(args.config as string), args.set);
@@ -397,6 +401,44 @@ export function machineInfo(): Record<string, unknown> {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   };
+}
+
+/** `dropattack landscape --checkpoint DIR ...`: the loss landscape, then the report again. */
+async function landscapeMain(argv: string[]): Promise<number> {
+  const o: { checkpoint?: string; config?: string; set: string[]; grid?: number; range?: number; seed?: number; examples?: number } = { set: [] };
+  const num = (flag: string, v: string | undefined): number => {
+    if (v === undefined) throw new ConfigError(flag, 'needs a value');
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new ConfigError(flag, `expected a number, got '${v}'`);
+    return n;
+  };
+  for (let k = 0; k < argv.length; k++) {
+    const [flag, inline] = argv[k].split(/=(.*)/s, 2);
+    const value = () => inline ?? argv[++k];
+    if (flag === '--help' || flag === '-h') {
+      console.log(USAGE);
+      return 0;
+    } else if (flag === '--checkpoint') o.checkpoint = value();
+    else if (flag === '--config') o.config = value();
+    else if (flag === '--set') o.set.push(value());
+    else if (flag === '--grid') o.grid = num(flag, value());
+    else if (flag === '--range') o.range = num(flag, value());
+    else if (flag === '--seed') o.seed = num(flag, value());
+    else if (flag === '--examples') o.examples = num(flag, value());
+    else if (flag === '--device') o.set.push(`training.device=${value()}`);
+    else if (flag !== '--debug') throw new ConfigError(flag, `unknown option of landscape (${HINT})`);
+  }
+  if (o.checkpoint === undefined) throw new ConfigError('--checkpoint', 'is required for landscape');
+  const { landscapeCommand } = await import('./landscape');
+  const { json, result } = await landscapeCommand({ ...o, checkpoint: o.checkpoint });
+  const centre = result.loss[(result.grid - 1) / 2][(result.grid - 1) / 2];
+  console.log(`landscape of ${result.label}: loss ${centre.toFixed(4)} at the centre, ${Math.min(...result.loss.flat()).toFixed(4)} to ${Math.max(...result.loss.flat()).toFixed(4)} on the grid; ${json}`);
+  const compareFolder = path.dirname(path.dirname(json));
+  if (fs.existsSync(path.join(compareFolder, 'comparison.json'))) {
+    const r = await (await import('./report')).writeReport(compareFolder);
+    console.log(`report: ${r.html}`);
+  }
+  return 0;
 }
 
 /** `dropattack report RUN_DIR`: writes RUN_DIR/report/index.html and its SVG charts. */
