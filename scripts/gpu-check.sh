@@ -182,7 +182,15 @@ fi
 torch_dir=""
 torch_dir_note=""
 if [[ -n "${TORCH_DIR:-}" ]]; then
-  torch_dir="$TORCH_DIR"
+  # As scripts/find-torch.js takes it (this machine may have no Node): the directory with
+  # TorchConfig.cmake, or a LibTorch root holding share/cmake/Torch (or Torch/).
+  for candidate in "$TORCH_DIR" "$TORCH_DIR/share/cmake/Torch" "$TORCH_DIR/Torch"; do
+    if [[ -f "$candidate/TorchConfig.cmake" ]]; then
+      torch_dir="$candidate"
+      break
+    fi
+  done
+  [[ -n "$torch_dir" ]] || { say "TORCH_DIR=$TORCH_DIR holds no TorchConfig.cmake (nor share/cmake/Torch/ or Torch/ under it)"; exit 2; }
   torch_dir_note="TORCH_DIR"
 elif [[ -n "$python" ]]; then
   prefix=$(jget "$torch_info" cmake_prefix_path)

@@ -20,7 +20,7 @@ namespace binding {
 namespace {
 using Info = const Napi::CallbackInfo&;
 
-// setErrorClass(TorchError): lib/errors.ts hands its class over once at load.
+// setErrorClass(TorchError): lib/core/errors.ts hands its class over once at load.
 Napi::Value SetErrorClass(Info info) {
   Napi::Value v = Arg(info, 0);
   if (!v.IsFunction()) ThrowType(info.Env(), "setErrorClass", "errorClass", "a class", v);

@@ -32,7 +32,7 @@ struct ReleaseQueue {
 };
 
 struct InstanceData {
-  Napi::FunctionReference torch_error;  // the TorchError class from lib/errors.ts
+  Napi::FunctionReference torch_error;  // the TorchError class from lib/core/errors.ts
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference generator_class;
   Napi::FunctionReference perturbation_class;
