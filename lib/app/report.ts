@@ -183,14 +183,14 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 const WIDTH = 460;
 /** Dash legends drawn as line samples (the default symbol is a dot, which hides the dash). */
-const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300, symbolStrokeColor: '#555' } as const;
+const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300, encode: { symbols: { update: { stroke: { value: '#555' } } } } } as const;
 const HEIGHT = 240;
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** The Vega-Lite specifications of the report's charts, by file name (without .svg). */
 export function reportSpecs(data: ReportData): { name: string; title: string; spec: TopLevelSpec; series: string[] }[] {
   const labels = data.runs.map((r) => r.label);
-  const color = { field: 'method', type: 'nominal', title: 'method', scale: { domain: labels } } as const;
+  const color = { field: 'method', type: 'nominal', title: 'method', scale: { domain: labels }, legend: { labelLimit: 320 } } as const;
   const charts: { name: string; title: string; spec: TopLevelSpec; series: string[] }[] = [];
   const steps = data.runs.flatMap((r) => r.steps.filter((s) => finite(s.loss)).map((s) => ({ method: r.label, step: s.step, loss: s.loss })));
   if (steps.length > 0) {
