@@ -203,3 +203,28 @@ describe('the report in headless Chromium', () => {
     }
   });
 });
+
+describe('dropattack landscape', () => {
+  test('writes the grid next to the runs, its centre is the checkpoint\'s validation loss; the report shows it', async () => {
+    const checkpoint = path.join(runDir, 'DropAttack-1', 'checkpoints', 'best');
+    const evaluated = await quiet(() => main(['eval', '--config', path.join(runDir, 'DropAttack-1', 'config.json'), '--checkpoint', checkpoint]));
+    const loss = Number(/loss (\d+\.\d+)/.exec(evaluated.out)![1]);
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    let out: string;
+    try {
+      ({ out } = await quiet(() => main(['landscape', '--checkpoint', checkpoint, '--grid', '3', '--range', '0.5', '--examples', '10000'])));
+    } finally {
+      write.mockRestore();
+    }
+    const json = path.join(runDir, 'landscape', 'DropAttack-1.json');
+    expect(out).toContain(json);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r).toMatchObject({ label: 'DropAttack-1', grid: 3, range: 0.5, seed: 0, examples: 50, alphas: [-0.5, 0, 0.5] });
+    expect(r.loss[1][1]).toBeCloseTo(loss, 4);
+    expect(fs.readFileSync(path.join(runDir, 'landscape', 'DropAttack-1.svg'), 'utf8').startsWith('<svg')).toBe(true);
+    expect(fs.readFileSync(path.join(runDir, 'report', 'index.html'), 'utf8')).toContain('id="chart-landscape-DropAttack-1"');
+    await expect(main(['landscape', '--checkpoint', checkpoint, '--grid', '4'])).rejects.toThrow(/--grid: expected an odd integer/);
+    await expect(main(['landscape', '--grid', '3'])).rejects.toThrow(/--checkpoint: is required/);
+    await expect(main(['landscape', '--checkpoint', path.join(dir, 'none')])).rejects.toThrow(/no such file or directory/);
+  });
+});
