@@ -28,7 +28,7 @@ const USAGE = `usage:
   dropattack train   --config run.json [--resume] [--dry-run] [--set key=value ...]
   dropattack eval    --config run.json --checkpoint DIR_OR_MODEL.pt [--data FILE] [--vocab FILE] [--labels FILE] [--set key=value ...]
   dropattack compare --config run.json [--methods none,dropattack,fgm,pgd,freelb,awp,sam] [--seeds 1,2,3] [--train-fraction 0.5] [--dry-run] [--set key=value ...]
-  dropattack landscape --checkpoint DIR [--grid 51] [--range 1] [--seed 0] [--examples 1000] [--config run.json]
+  dropattack landscape --checkpoint DIR [--grid 51] [--range 1] [--seed 0] [--examples 1000] [--data FILE] [--config run.json]
                      (loss on a grid along two filter-normalized random directions; in the report)
   dropattack report  RUN_DIR   (HTML report with SVG charts of a compare or train folder: RUN_DIR/report/index.html)
   dropattack serve   --data-root DIR --runs-root DIR [--port 8090] [--token T]   (HTTP batch jobs, docs/serve.md)
@@ -405,7 +405,7 @@ export function machineInfo(): Record<string, unknown> {
 
 /** `dropattack landscape --checkpoint DIR ...`: the loss landscape, then the report again. */
 async function landscapeMain(argv: string[]): Promise<number> {
-  const o: { checkpoint?: string; config?: string; set: string[]; grid?: number; range?: number; seed?: number; examples?: number } = { set: [] };
+  const o: { checkpoint?: string; config?: string; data?: string; set: string[]; grid?: number; range?: number; seed?: number; examples?: number } = { set: [] };
   const num = (flag: string, v: string | undefined): number => {
     if (v === undefined) throw new ConfigError(flag, 'needs a value');
     const n = Number(v);
@@ -420,6 +420,7 @@ async function landscapeMain(argv: string[]): Promise<number> {
       return 0;
     } else if (flag === '--checkpoint') o.checkpoint = value();
     else if (flag === '--config') o.config = value();
+    else if (flag === '--data') o.data = value();
     else if (flag === '--set') o.set.push(value());
     else if (flag === '--grid') o.grid = num(flag, value());
     else if (flag === '--range') o.range = num(flag, value());

@@ -111,6 +111,8 @@ export interface LandscapeCommand {
   seed?: number;
   /** Validation examples the loss is averaged over. Default 1000. */
   examples?: number;
+  /** Evaluate on this file (same format and columns as the run's data.path) instead of the run's validation data. */
+  data?: string;
   /** Progress output (default stdout). */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -132,7 +134,17 @@ export async function landscapeCommand(o: LandscapeCommand): Promise<{ json: str
   if (!fs.existsSync(configFile)) throw new ConfigError('--config', `no configuration given and none at '${configFile}' (the run folder of the checkpoint)`);
   const raw = readConfigFile(configFile);
   delete (raw as { compare?: unknown }).compare;
+  if (o.data !== undefined) {
+    if (!fs.existsSync(o.data)) throw new ConfigError('--data', `'${o.data}': no such file`);
+    // The file takes the place of the validation split.
+    const d = (raw.data ?? {}) as Record<string, unknown>;
+    delete d.validation;
+    raw.data = { ...d, validationPath: path.resolve(o.data) };
+  }
   const config: RunConfig = parseRunConfig(raw, o.set ?? []);
+  if (o.data !== undefined && !['csv', 'tsv', 'jsonl'].includes(config.data.source)) {
+    throw new ConfigError('--data', `needs data.source csv, tsv or jsonl (the run has '${config.data.source}')`);
+  }
   const examples = o.examples ?? 1000;
   if (!Number.isInteger(examples) || examples < 1) throw new ConfigError('--examples', `expected an integer >= 1, got ${examples}`);
   const fixed = {

@@ -223,6 +223,15 @@ describe('dropattack landscape', () => {
     expect(r.loss[1][1]).toBeCloseTo(loss, 4);
     expect(fs.readFileSync(path.join(runDir, 'landscape', 'DropAttack-1.svg'), 'utf8').startsWith('<svg')).toBe(true);
     expect(fs.readFileSync(path.join(runDir, 'report', 'index.html'), 'utf8')).toContain('id="chart-landscape-DropAttack-1"');
+    // --data: another file in the run's format, read with the run's vocabulary and labels.
+    const write2 = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      await quiet(() => main(['landscape', '--checkpoint', checkpoint, '--grid', '3', '--examples', '10000', '--data', path.join(dir, 'mail.csv')]));
+    } finally {
+      write2.mockRestore();
+    }
+    expect(JSON.parse(fs.readFileSync(json, 'utf8')).examples).toBe(200);
+    await expect(main(['landscape', '--checkpoint', checkpoint, '--data', path.join(dir, 'nope.csv')])).rejects.toThrow(/--data: '.*nope.csv': no such file/);
     await expect(main(['landscape', '--checkpoint', checkpoint, '--grid', '4'])).rejects.toThrow(/--grid: expected an odd integer/);
     await expect(main(['landscape', '--grid', '3'])).rejects.toThrow(/--checkpoint: is required/);
     await expect(main(['landscape', '--checkpoint', path.join(dir, 'none')])).rejects.toThrow(/no such file or directory/);
