@@ -371,8 +371,10 @@ describe('nothing silent', () => {
     const r = await cli(['compare', '--config', cfg, '--methods', 'none,dropattack']);
     expect(r.code).toBe(0);
     const dir = path.join(root, 'runs', 'folders');
-    expect(fs.readdirSync(dir).sort()).toEqual(['DropAttack-1', 'comparison.json', 'comparison.txt', 'plain']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['DropAttack-1', 'comparison.json', 'comparison.txt', 'machine.json', 'plain', 'report']);
     const docs = fs.readFileSync(path.join(__dirname, '..', 'docs', 'cli.md'), 'utf8');
+    expect(docs).toMatch(/`compare` also writes `comparison\.txt`, `comparison\.json` and `machine\.json`/);
+    expect(docs).toMatch(/`RUN_DIR\/report\/index\.html`/);
     expect(docs).toMatch(/`compare` writes one folder per method, `output\.dir\/name\/<label>\/`/);
     expect(docs).toMatch(/`plain`, `DropAttack-<k>`/);
   });

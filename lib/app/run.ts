@@ -9,7 +9,7 @@ import {
   DataFormatError,
   loadFashionMnist,
   loadMnistPackage,
-  loadSpamAssassin,
+  loadSpamAssassinDecoded,
   loadWordVectors,
   readTextDataset,
   splitIndices,
@@ -244,6 +244,11 @@ export interface PrepareOptions {
   vocabFile?: string;
   /** The run's label names (labels.json): label ids follow them, an unknown label is an error. */
   labelsFile?: string;
+  /**
+   * Train on this fraction (0, 1] of the training split: a subset drawn with data.seed,
+   * stratified by label; the validation data stays the same. Text data only.
+   */
+  trainFraction?: number;
 }
 
 /** Saves a run's label names (label id = index) as JSON: `{"labels": [...]}`. */
@@ -311,7 +316,10 @@ export async function prepareData(config: RunConfig, fixed: PrepareOptions | str
   const o: PrepareOptions = typeof fixed === 'string' ? { vocabFile: fixed } : fixed;
   const d = config.data;
   const savedLabels = o.labelsFile !== undefined ? loadLabels(o.labelsFile) : undefined;
+  const fraction = o.trainFraction ?? 1;
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) throw new ConfigError('--train-fraction', `expected a fraction in (0, 1], got ${String(fraction)}`);
   if (d.source === 'mnist' || d.source === 'fashion-mnist') {
+    if (fraction < 1) throw new ConfigError('--train-fraction', `applies to text data; data.source is '${d.source}'`);
     const names = Array.from({ length: 10 }, (_, k) => String(k));
     if (savedLabels && savedLabels.join('\u0000') !== names.join('\u0000')) {
       throw new DataFormatError(o.labelsFile as string, undefined, `the run's labels (${savedLabels.join(', ')}) are not the 10 digit classes of ${d.source}`);
@@ -341,7 +349,8 @@ export async function prepareData(config: RunConfig, fixed: PrepareOptions | str
   let labelNames: string[];
   let held: { texts: string[]; labels: ArrayLike<number> } | undefined;
   if (d.source === 'spam-assassin') {
-    const ds = loadSpamAssassin({ seed: d.seed, ...(d.maxExamples !== undefined ? { maxMessages: d.maxExamples } : {}) });
+    // Decoded (MIME parts, transfer encodings, HTML to text): the text a reader sees.
+    const ds = await loadSpamAssassinDecoded({ seed: d.seed, ...(d.maxExamples !== undefined ? { maxMessages: d.maxExamples } : {}) });
     ({ texts, labels } = ds);
     labelNames = [...ds.labelNames];
     if (savedLabels && savedLabels.join('\u0000') !== labelNames.join('\u0000')) {
@@ -378,6 +387,12 @@ export async function prepareData(config: RunConfig, fixed: PrepareOptions | str
     trainLabels = pick(labels, split.train);
     valTokens = pick(tokens, split.validation);
     valLabels = pick(labels, split.validation);
+  }
+  if (fraction < 1) {
+    const keep = splitIndices(trainTokens.length, { validation: 1 - fraction, seed: d.seed, stratify: trainLabels }).train;
+    if (keep.length === 0) throw new ConfigError('--train-fraction', `${fraction} of ${trainTokens.length} training examples leaves none`);
+    trainTokens = pick(trainTokens, keep);
+    trainLabels = pick(trainLabels, keep);
   }
   const vocab = o.vocabFile ? await Vocabulary.load(o.vocabFile) : Vocabulary.build(trainTokens, { maxSize: d.vocabSize, minFreq: d.minFreq });
   const options = { batchSize: d.batchSize, maxLength: d.maxLength };

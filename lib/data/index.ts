@@ -24,6 +24,8 @@ export { readIdx, parseIdx, loadImageDataset, readCifar10Batch, ImageBatches, CI
 export type { IdxFile, IdxType, Normalize, ImageDataset, ImageDatasetOptions, CifarOptions, ImageBatchesOptions, ImageBatch } from './images';
 export {
   loadSpamAssassin,
+  loadSpamAssassinDecoded,
+  decodeMail,
   SPAM_ASSASSIN_GROUPS,
   loadMnistPackage,
   loadFashionMnist,

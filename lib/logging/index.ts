@@ -6,8 +6,8 @@ export type { LogEvent, Logger } from './types';
 export type { ProgressOptions, ProgressStream } from './progress';
 export { ProgressLogger } from './progress';
 export { JsonlLogger } from './jsonl';
-export type { TensorBoardOptions } from './tensorboard';
-export { TensorBoardLogger } from './tensorboard';
+export type { HParamsExperiment, HParamsSession, HParamValue, TensorBoardOptions } from './tensorboard';
+export { HPARAMS_TAGS, TensorBoardLogger, writeHParamsExperiment, writeHParamsSession } from './tensorboard';
 
 /**
  * Sends every event to each of `loggers`, in order. A logger that throws does not keep

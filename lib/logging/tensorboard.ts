@@ -5,7 +5,18 @@ import * as os from 'os';
 import * as path from 'path';
 
 import * as is from '../core/is';
-import { fileVersionEvent, scalarEvent, tfrecord } from './tfrecord';
+import {
+  experimentContent,
+  fileVersionEvent,
+  HParamValue,
+  hparamInfo,
+  metricInfo,
+  pluginEvent,
+  scalarEvent,
+  sessionEndContent,
+  sessionStartContent,
+  tfrecord,
+} from './tfrecord';
 import { AppendFile } from './file';
 import { checkEvent, LogEvent, Logger } from './types';
 
@@ -80,4 +91,100 @@ export class TensorBoardLogger implements Logger {
   close(): Promise<void> {
     return this.file.close();
   }
+
+  /** @internal Appends one encoded tensorflow.Event. */
+  writeEvent(event: Uint8Array): void {
+    if (this.file.isClosed) throw new Error(`TensorBoardLogger: the logger is closed (${this.path})`);
+    this.file.write(tfrecord(event));
+  }
+}
+
+export type { HParamValue };
+
+/** The tags of the hparams plugin's summaries (tensorboard/plugins/hparams/metadata.py). */
+export const HPARAMS_TAGS = {
+  experiment: '_hparams_/experiment',
+  sessionStart: '_hparams_/session_start_info',
+  sessionEnd: '_hparams_/session_end_info',
+} as const;
+
+/** What TensorBoard's HParams tab lists: the hyperparameters and the metrics of an experiment. */
+export interface HParamsExperiment {
+  /** Each hyperparameter, its type taken from `values` (default: string), and the values it takes. */
+  hparams: { name: string; values: HParamValue[] }[];
+  /** Scalar tags shown as metrics (the tags the sessions' runs log: `val/accuracy`, ...). */
+  metrics: { tag: string; group?: string; dataset?: 'training' | 'validation' }[];
+  /** Seconds since the epoch (default: now). */
+  timeCreated?: number;
+}
+
+/** One training session of an experiment: its hyperparameter values and how it ended. */
+export interface HParamsSession {
+  hparams: Record<string, HParamValue>;
+  /** Seconds since the epoch. */
+  startTime: number;
+  /** Seconds since the epoch. */
+  endTime: number;
+  status?: 'success' | 'failure' | 'running' | 'unknown';
+  /** Where the session's model is (its checkpoints). */
+  modelUri?: string;
+  /** Sessions with the same group name are one row (repeats of one setting with other seeds). */
+  groupName?: string;
+}
+
+function checkHParamValue(where: string, name: string, v: unknown): HParamValue {
+  if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
+  throw is.invalidType(where, name, 'a string, a boolean or a finite number', v);
+}
+
+/**
+ * Writes the hparams plugin's experiment summary (tag `_hparams_/experiment`) to a new
+ * event file in `dir`, the TensorBoard log directory whose runs are the sessions.
+ * Returns the file.
+ */
+export async function writeHParamsExperiment(dir: string, e: HParamsExperiment): Promise<string> {
+  const where = 'writeHParamsExperiment';
+  if (typeof e !== 'object' || e === null || !Array.isArray(e.hparams) || !Array.isArray(e.metrics)) {
+    throw is.invalidType(where, 'experiment', 'an object with hparams and metrics arrays', e);
+  }
+  const infos = e.hparams.map((h, k) => {
+    if (typeof h?.name !== 'string' || h.name === '') throw is.invalidType(where, `hparams[${k}].name`, 'a non-empty string', h?.name);
+    const values = (h.values ?? []).map((v, j) => checkHParamValue(where, `hparams[${k}].values[${j}]`, v));
+    const types = new Set(values.map((v) => typeof v));
+    if (types.size > 1) throw is.invalidType(where, `hparams[${k}].values`, 'values of one type', h.values);
+    const type = (values.length ? typeof values[0] : 'string') as 'string' | 'number' | 'boolean';
+    // A numeric hyperparameter's domain is left open (its interval): TensorBoard filters it by range.
+    return hparamInfo(h.name, type, type === 'number' ? undefined : values);
+  });
+  const metrics = e.metrics.map((m, k) => {
+    if (typeof m?.tag !== 'string' || m.tag === '') throw is.invalidType(where, `metrics[${k}].tag`, 'a non-empty string', m?.tag);
+    return metricInfo(m.tag, m.group ?? '', m.dataset);
+  });
+  const now = Date.now() / 1000;
+  const tb = new TensorBoardLogger(dir);
+  tb.writeEvent(pluginEvent(now, HPARAMS_TAGS.experiment, 'hparams', experimentContent(infos, metrics, e.timeCreated ?? now)));
+  await tb.close();
+  return tb.path;
+}
+
+/**
+ * Writes one session's hparams summaries (`_hparams_/session_start_info` and
+ * `_hparams_/session_end_info`) to a new event file in `dir`, the session's run (the
+ * directory of its scalar events). Returns the file.
+ */
+export async function writeHParamsSession(dir: string, s: HParamsSession): Promise<string> {
+  const where = 'writeHParamsSession';
+  if (typeof s !== 'object' || s === null || typeof s.hparams !== 'object' || s.hparams === null) {
+    throw is.invalidType(where, 'session', 'an object with hparams', s);
+  }
+  const hparams: Record<string, HParamValue> = {};
+  for (const [k, v] of Object.entries(s.hparams)) hparams[k] = checkHParamValue(where, `hparams.${k}`, v);
+  for (const key of ['startTime', 'endTime'] as const) {
+    if (typeof s[key] !== 'number' || !Number.isFinite(s[key])) throw is.invalidType(where, key, 'a finite number of seconds', s[key]);
+  }
+  const tb = new TensorBoardLogger(dir);
+  tb.writeEvent(pluginEvent(s.startTime, HPARAMS_TAGS.sessionStart, 'hparams', sessionStartContent(hparams, s.startTime, s.modelUri, s.groupName)));
+  tb.writeEvent(pluginEvent(s.endTime, HPARAMS_TAGS.sessionEnd, 'hparams', sessionEndContent(s.status ?? 'success', s.endTime)));
+  await tb.close();
+  return tb.path;
 }

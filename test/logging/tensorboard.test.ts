@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { TensorBoardLogger, tensorBoardTag } from '../../lib/logging/tensorboard';
+import { HPARAMS_TAGS, TensorBoardLogger, tensorBoardTag, writeHParamsExperiment, writeHParamsSession } from '../../lib/logging/tensorboard';
+import { decodeEventFile } from '../helpers/tensorboard-proto';
 import { crc32c, maskCrc, maskedCrc32c, tfrecord } from '../../lib/logging/tfrecord';
 
 // --- the independent reader ---
@@ -261,5 +262,92 @@ describe('TensorBoardLogger', () => {
     expect(() => new TensorBoardLogger('')).toThrow(/TensorBoardLogger: dir must be a non-empty string/);
     expect(() => new TensorBoardLogger(tmp, { runName: '../up' })).toThrow(RangeError);
     expect(() => new TensorBoardLogger(tmp, { name: 'x' } as never)).toThrow(/unknown option 'name'/);
+  });
+});
+
+describe('event files decoded by protobufjs against TensorFlow\'s event.proto and summary.proto', () => {
+  test('the logger\'s events: version record, then one simple_value per event value', async () => {
+    const before = Date.now() / 1000;
+    const tb = new TensorBoardLogger(tmp);
+    tb.log({ kind: 'batch', step: 1, epoch: 1, batch: 1, values: { loss: 0.6931, adv_loss_0: 0.75 }, time: 5 });
+    tb.log({ kind: 'epoch', step: 3, epoch: 1, values: { 'val/accuracy': 0.9, 'train/loss': NaN }, time: 12 });
+    tb.log({ kind: 'batch', step: 2 ** 40 + 3, epoch: 2, batch: 1, values: { loss: -123456.789 }, time: 20 });
+    await tb.close();
+    const events = decodeEventFile(tb.path);
+    expect(events[0]).toEqual({ wallTime: expect.any(Number), fileVersion: 'brain.Event:2' });
+    expect(events[0].wallTime).toBeGreaterThanOrEqual(before - 1);
+    expect(events.slice(1).map((e) => [e.step, e.summary!.value.map((v) => [v.tag, v.simpleValue])])).toEqual([
+      [1, [['batch/loss', f32(0.6931)]]],
+      [1, [['batch/adv_loss_0', 0.75]]],
+      [3, [['val/accuracy', f32(0.9)]]],
+      [3, [['train/loss', NaN]]],
+      [2 ** 40 + 3, [['batch/loss', f32(-123456.789)]]],
+    ]);
+  });
+
+  test('the hparams experiment: hyperparameters with their domains, metrics with their datasets', async () => {
+    const file = await writeHParamsExperiment(tmp, {
+      hparams: [
+        { name: 'method', values: ['plain', 'DropAttack-1'] },
+        { name: 'seed', values: [1, 2] },
+        { name: 'sparse', values: [true] },
+      ],
+      metrics: [{ tag: 'val/accuracy', dataset: 'validation' }, { tag: 'train/loss', dataset: 'training' }, { tag: 'loss', group: 'eval' }],
+      timeCreated: 1700000000.5,
+    });
+    const events = decodeEventFile(file);
+    expect(events).toHaveLength(2);
+    expect(events[0].fileVersion).toBe('brain.Event:2');
+    const [value] = events[1].summary!.value;
+    expect(value.tag).toBe(HPARAMS_TAGS.experiment);
+    expect(value.tag).toBe('_hparams_/experiment');
+    expect(value.simpleValue).toBeUndefined();
+    expect(value.metadata!.pluginData!.pluginName).toBe('hparams');
+    expect(value.hparams).toEqual({
+      experiment: {
+        timeCreatedSecs: 1700000000.5,
+        hparamInfos: [
+          { name: 'method', type: 'DATA_TYPE_STRING', domainDiscrete: { values: [{ stringValue: 'plain' }, { stringValue: 'DropAttack-1' }] } },
+          { name: 'seed', type: 'DATA_TYPE_FLOAT64' },
+          { name: 'sparse', type: 'DATA_TYPE_BOOL', domainDiscrete: { values: [{ boolValue: true }] } },
+        ],
+        metricInfos: [
+          { name: { tag: 'val/accuracy' }, datasetType: 'DATASET_VALIDATION' },
+          { name: { tag: 'train/loss' }, datasetType: 'DATASET_TRAINING' },
+          { name: { group: 'eval', tag: 'loss' } },
+        ],
+      },
+    });
+  });
+
+  test('an hparams session: start info with the values, end info with the status', async () => {
+    const file = await writeHParamsSession(path.join(tmp, 'DropAttack-1'), {
+      hparams: { method: 'DropAttack-1', epsilon: 0.5, sparse: false },
+      startTime: 1700000000,
+      endTime: 1700000100.25,
+      modelUri: '/runs/x/DropAttack-1/checkpoints',
+      groupName: 'DropAttack-1',
+    });
+    const events = decodeEventFile(file).slice(1);
+    expect(events.map((e) => [e.wallTime, e.summary!.value[0].tag])).toEqual([
+      [1700000000, '_hparams_/session_start_info'],
+      [1700000100.25, '_hparams_/session_end_info'],
+    ]);
+    expect(events[0].summary!.value[0].hparams).toEqual({
+      sessionStartInfo: {
+        hparams: { method: { stringValue: 'DropAttack-1' }, epsilon: { numberValue: 0.5 }, sparse: { boolValue: false } },
+        modelUri: '/runs/x/DropAttack-1/checkpoints',
+        groupName: 'DropAttack-1',
+        startTimeSecs: 1700000000,
+      },
+    });
+    expect(events[1].summary!.value[0].hparams).toEqual({ sessionEndInfo: { status: 'STATUS_SUCCESS', endTimeSecs: 1700000100.25 } });
+  });
+
+  test('bad hparams name themselves', async () => {
+    await expect(writeHParamsExperiment(tmp, { hparams: [{ name: '', values: [] }], metrics: [] })).rejects.toThrow(/hparams\[0\]\.name must be a non-empty string/);
+    await expect(writeHParamsExperiment(tmp, { hparams: [{ name: 'x', values: [1, 'a'] }], metrics: [] })).rejects.toThrow(/values of one type/);
+    await expect(writeHParamsSession(tmp, { hparams: { lr: NaN }, startTime: 0, endTime: 1 })).rejects.toThrow(/hparams\.lr must be a string, a boolean or a finite number/);
+    await expect(writeHParamsSession(tmp, { hparams: {}, startTime: 0, endTime: Infinity })).rejects.toThrow(/endTime/);
   });
 });
