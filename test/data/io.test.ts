@@ -1,24 +1,11 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as zlib from 'zlib';
 
 import { isGzip, readLines, readMaybeGzip, stripBom } from '../../lib/data/io';
+import { scratchDir } from '../helpers/util';
 import { readIdx } from '../../lib/data';
 
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-io-'));
-});
-afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function write(name: string, content: string | Buffer): string {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, content);
-  return f;
-}
+const scratch = scratchDir('dropattack-io-');
+const write = scratch.write;
 
 async function lines(file: string): Promise<string[]> {
   const out: string[] = [];
@@ -61,9 +48,9 @@ describe('shared input rules', () => {
   });
 
   test('read errors name the function and the file; corrupt gzip data is one', async () => {
-    const missing = path.join(dir, 'none.txt');
+    const missing = scratch.path('none.txt');
     await expect(lines(missing)).rejects.toThrow(`test: cannot read ${missing}: no such file`);
-    await expect(lines(dir)).rejects.toThrow(`test: cannot read ${dir}: is a directory`);
+    await expect(lines(scratch.dir)).rejects.toThrow(`test: cannot read ${scratch.dir}: is a directory`);
     const corrupt = write('corrupt.txt', Buffer.concat([zlib.gzipSync('a\n'.repeat(100000)).subarray(0, 200)]));
     await expect(lines(corrupt)).rejects.toThrow(`test: cannot read ${corrupt}: unexpected end of file`);
     await expect(readIdx(write('corrupt.idx', Buffer.from([0x1f, 0x8b, 1, 2])))).rejects.toThrow(/corrupt gzip data/);

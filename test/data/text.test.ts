@@ -1,6 +1,4 @@
 import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as v8 from 'v8';
 import * as vm from 'vm';
 import * as zlib from 'zlib';
@@ -8,21 +6,10 @@ import * as zlib from 'zlib';
 import { CsvRecord, DataFormatError, readCsvRecords, readTextDataset, streamTextRecords, TextRecord } from '../../lib/data';
 import { parseCsvStream } from '../../lib/data/csv';
 import { Readable } from 'stream';
-import { lcg } from '../helpers/util';
+import { lcg, scratchDir } from '../helpers/util';
 
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-text-'));
-});
-afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function write(name: string, content: string | Buffer): string {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, content);
-  return f;
-}
+const scratch = scratchDir('dropattack-text-');
+const write = scratch.write;
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
   try {
@@ -267,7 +254,7 @@ describe('readTextDataset: CSV', () => {
     );
     const nothing = write('nothing.csv', '');
     await expect(readTextDataset(nothing, { textColumn: 0, labelColumn: 1 })).rejects.toThrow(/empty dataset/);
-    const missing = path.join(dir, 'nope.csv');
+    const missing = scratch.path('nope.csv');
     await expect(readTextDataset(missing, { textColumn: 0, labelColumn: 1 })).rejects.toThrow(
       `readTextDataset: cannot read ${missing}: no such file`,
     );
@@ -278,7 +265,7 @@ describe('readTextDataset: CSV', () => {
     await expect(readTextDataset(f, { textColumn: 'text', labelColumn: 'label', onBadRow: 'ignore' as 'skip' })).rejects.toThrow(TypeError);
     await expect(readTextDataset(f, { textColumn: 'text', labelColumn: 'label', colour: 1 } as never)).rejects.toThrow(/unknown option 'colour'/);
     await expect(readTextDataset(f, { textColumn: -1, labelColumn: 'label' })).rejects.toThrow(RangeError);
-    await expect(readTextDataset(path.join(dir, 'data.txt'), { textColumn: 0, labelColumn: 1 })).rejects.toThrow(
+    await expect(readTextDataset(scratch.path('data.txt'), { textColumn: 0, labelColumn: 1 })).rejects.toThrow(
       /cannot tell the format of .*data\.txt/,
     );
   });
@@ -380,7 +367,7 @@ function forceGc(): () => void {
 
 describe('streaming a large file', () => {
   test('an ~8 MB CSV streams in bounded memory with every record intact', async () => {
-    const f = path.join(dir, 'large.csv');
+    const f = scratch.path('large.csv');
     const fd = fs.openSync(f, 'w');
     fs.writeSync(fd, 'id,text,label\r\n');
     const N = 60000;

@@ -1,23 +1,10 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as zlib from 'zlib';
 
 import { DataFormatError, loadWordVectors, Vocabulary } from '../../lib/data';
+import { scratchDir } from '../helpers/util';
 
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-vec-'));
-});
-afterAll(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function write(name: string, content: string | Buffer): string {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, content);
-  return f;
-}
+const scratch = scratchDir('dropattack-vec-');
+const write = scratch.write;
 
 // ids: <pad>=0 <unk>=1 the=2 cat=3 new york=4 zebra=5
 const vocab = Vocabulary.fromJSON({ format: 'dropattack-vocabulary', version: 1, pad: '<pad>', unk: '<unk>', tokens: ['<pad>', '<unk>', 'the', 'cat', 'new york', 'zebra'] });
@@ -107,7 +94,7 @@ describe('loadWordVectors', () => {
     await expect(loadWordVectors(f, vocab, { dim: 2 })).rejects.toThrow(`${f}:1: expected 2 values after the word, got 3`);
     const empty = write('empty.txt', '\n\n');
     await expect(loadWordVectors(empty, vocab)).rejects.toThrow(`${empty}: no word vectors in the file`);
-    const missing = path.join(dir, 'missing.txt');
+    const missing = scratch.path('missing.txt');
     await expect(loadWordVectors(missing, vocab)).rejects.toThrow(`loadWordVectors: cannot read ${missing}: no such file`);
     await expect(loadWordVectors(f, {} as Vocabulary)).rejects.toThrow('loadWordVectors: vocab must be a Vocabulary');
   });

@@ -1,3 +1,7 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as pathLib from 'path';
+
 import { Tensor } from '../../lib';
 
 export const u8 = (t: Tensor): Uint8Array => t.toTypedArray() as Uint8Array;
@@ -26,5 +30,30 @@ export function lcg(seed: number): () => number {
   return () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 2 ** 31 - 1;
+  };
+}
+
+/**
+ * A scratch folder for one test file, made before its tests and removed after them (it
+ * registers the jest hooks): `path(name)` is a file in it, `write(name, content)` writes one.
+ */
+export function scratchDir(prefix: string): { readonly dir: string; path: (name: string) => string; write: (name: string, content: string | Buffer) => string } {
+  let dir = '';
+  beforeAll(() => {
+    dir = fs.mkdtempSync(pathLib.join(os.tmpdir(), prefix));
+  });
+  afterAll(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir() {
+      return dir;
+    },
+    path: (name) => pathLib.join(dir, name),
+    write: (name, content) => {
+      const f = pathLib.join(dir, name);
+      fs.writeFileSync(f, content);
+      return f;
+    },
   };
 }
