@@ -218,7 +218,7 @@ export function reportSpecs(data: ReportData): { name: string; title: string; sp
   const epochs = data.runs.flatMap((r) =>
     r.history.flatMap((h) => [
       ...(finite(h.trainLoss) ? [{ method: r.label, epoch: h.epoch, split: 'training', loss: h.trainLoss }] : []),
-      ...(finite(h.validation?.loss) ? [{ method: r.label, epoch: h.epoch, split: 'validation', loss: h.validation!.loss }] : []),
+      ...(finite(h.validation?.loss) ? [{ method: r.label, epoch: h.epoch, split: 'validation', loss: h.validation.loss }] : []),
     ]),
   );
   if (epochs.length > 0) {

@@ -485,7 +485,7 @@ export async function makeTrainer(
 
 function schedule(config: RunConfig, stepsPerEpoch: number): Schedule | undefined {
   const s = config.training.schedule;
-  const lr = config.optimizer.lr as number;
+  const lr = config.optimizer.lr;
   if (s === undefined || typeof lr !== 'number') return undefined;
   const total = Math.max(1, stepsPerEpoch * config.training.epochs);
   let base: Schedule =
@@ -537,7 +537,7 @@ export interface RunOptions {
 
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
 export async function runFromConfig(config: RunConfig, options: RunOptions = {}): Promise<RunSummary> {
-  const attack = (options.attack ?? config.attack) as unknown as AttackConfig;
+  const attack = options.attack ?? config.attack;
   const method = attack.method ?? 'none';
   const label = options.label ?? method;
   const dir = runDirectory(config, label);

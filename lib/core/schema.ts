@@ -150,7 +150,7 @@ function issueOf(root: Json, value: unknown, errors: ErrorObject[]): Issue {
       return { path: [...path, missing], kind: 'required', config: `is required${branch}`, api: `is required${branch}` };
     }
     case 'additionalProperties': {
-      const known = Object.keys((parent.properties ?? {}) as Json).join(', ');
+      const known = Object.keys(parent.properties ?? {}).join(', ');
       return { path: [...path, String(p.additionalProperty)], kind: 'unknown', config: `unknown field (known: ${known})`, api: `(known: ${known})` };
     }
     case 'minimum':
@@ -218,7 +218,7 @@ export class Checker<T extends TSchema> {
   private readonly root: Json;
 
   constructor(readonly schema: T) {
-    this.root = schema as unknown as Json;
+    this.root = schema;
     this.check = ajv.compile(schema);
   }
 
@@ -243,7 +243,7 @@ function holds(condition: Json, value: unknown): boolean {
     v = ajv.compile(condition);
     conditions.set(condition, v);
   }
-  return v(value) as boolean;
+  return v(value);
 }
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
@@ -255,7 +255,7 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  * the wrong kind are left as they are for validation to report.
  */
 export function fillDefaults<T extends TSchema>(schema: T, value: unknown): Resolved<T> {
-  return fill(schema as unknown as Json, value) as Resolved<T>;
+  return fill(schema, value) as Resolved<T>;
 }
 
 function fill(s: Json, value: unknown): unknown {
