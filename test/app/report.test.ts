@@ -153,7 +153,7 @@ describe('the report in headless Chromium', () => {
     try {
       browserPath = execFileSync('bash', [path.join(__dirname, '..', '..', 'scripts', 'setup-chromium.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
     } catch (e) {
-      throw new Error(`headless Chromium is needed (set DROPATTACK_NO_BROWSER=1 to skip): ${(e as { stderr?: string }).stderr ?? e}`);
+      throw new Error(`headless Chromium is needed (set DROPATTACK_NO_BROWSER=1 to skip): ${String((e as { stderr?: string }).stderr ?? e)}`);
     }
     const puppeteer = await import('puppeteer-core');
     const browser = await puppeteer.launch({ executablePath: browserPath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
