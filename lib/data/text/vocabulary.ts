@@ -63,7 +63,7 @@ export class Vocabulary {
     const counts = new Map<string, number>();
     let k = 0;
     for (const tokens of tokenLists) {
-      if (!Array.isArray(tokens)) throw is.invalidType(where, `tokenLists[${k}]`, 'an array of strings', tokens);
+      if (!is.isArray(tokens)) throw is.invalidType(where, `tokenLists[${k}]`, 'an array of strings', tokens);
       for (let j = 0; j < tokens.length; j++) {
         const t = tokens[j];
         if (typeof t !== 'string') throw is.invalidType(where, `tokenLists[${k}][${j}]`, 'a string', t);
@@ -155,7 +155,7 @@ export class Vocabulary {
   }
   /** The ids of the tokens (unk for unknown ones). */
   encode(tokens: readonly string[]): Int32Array {
-    if (!Array.isArray(tokens)) throw is.invalidType('Vocabulary.encode', 'tokens', 'an array of strings', tokens);
+    if (!is.isArray(tokens)) throw is.invalidType('Vocabulary.encode', 'tokens', 'an array of strings', tokens);
     const out = new Int32Array(tokens.length);
     for (let k = 0; k < tokens.length; k++) out[k] = this.index.get(tokens[k]) ?? Vocabulary.UNK_ID;
     return out;
