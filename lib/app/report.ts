@@ -93,7 +93,7 @@ export function readStepLosses(file: string): { step: number; loss: number }[] {
     if (line.trim() === '') return;
     let e: { kind?: string; step?: number; values?: Record<string, unknown> };
     try {
-      e = JSON.parse(line);
+      e = JSON.parse(line) as typeof e;
     } catch {
       // A run stopped mid-write leaves a partial last line; any other bad line is an error.
       if (k >= lines.length - 2) return;

@@ -575,7 +575,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
       `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es)${world > 1 ? ` per process (${world} processes)` : ''} (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const { model, trainer } = await makeTrainer(config, data, attack, 'config', options.group);
+  const { trainer } = await makeTrainer(config, data, attack, 'config', options.group);
   await trainer.ready;
   // Now the run's files (rank 0's alone in distributed training).
   const loggers: Logger[] = [...(options.loggers ?? [])];
