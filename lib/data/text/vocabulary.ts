@@ -18,9 +18,13 @@ export interface VocabularyOptions {
 
 /** The JSON form of a {@link Vocabulary}. */
 export interface VocabularyJSON {
+  /** What the file is. */
   format: 'dropattack-vocabulary';
+  /** The version of this format. */
   version: 1;
+  /** The padding token (id 0). */
   pad: string;
+  /** The unknown-word token (id 1). */
   unk: string;
   /** All tokens by id: tokens[0] is pad, tokens[1] is unk. */
   tokens: string[];
@@ -36,7 +40,9 @@ export class Vocabulary {
   static readonly PAD_ID = 0;
   /** The unknown-token id. */
   static readonly UNK_ID = 1;
+  /** The padding token, at {@link Vocabulary.PAD_ID}. */
   readonly pad: string;
+  /** The unknown-word token, at {@link Vocabulary.UNK_ID}. */
   readonly unk: string;
   private readonly list: string[];
   private readonly index: Map<string, number>;
