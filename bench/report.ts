@@ -101,6 +101,25 @@ interface OpResult {
   ratios: Record<string, number>;
 }
 
+/**
+ * bench/results/scaling.json, as bench/scaling.ts writes it; a build without distributed
+ * support writes `skipped` alone.
+ */
+interface ScalingResult {
+  skipped?: string;
+  model: { inputDim: number; hiddenSizes: number[]; numClasses: number };
+  parameters: number;
+  batchPerProcess: number;
+  steps: number;
+  cores: number;
+  loadAverageStart: number[];
+  runs: {
+    method: string; procs: number; batchPerProcess: number; steps: number; examplesPerSecond: number; communicationShare: number;
+    cpuSeconds?: number; // runs from before it was recorded have none
+  }[];
+  efficiency: Record<string, number>; // `${method}:${processes}`: throughput ÷ that of 1 process
+}
+
 // The hand-written notes (bench/NOTES.md): included once, with the date they were written
 // (their first line, "Written: ..."), which may be before the run whose numbers precede them.
 function notes(runDate: string): string[] {
@@ -286,18 +305,18 @@ function main(): void {
   }
 
   const scalingFile = path.join(RESULTS, 'scaling.json');
-  const sc = fs.existsSync(scalingFile) ? JSON.parse(fs.readFileSync(scalingFile, 'utf8')) : null;
+  const sc = fs.existsSync(scalingFile) ? (JSON.parse(fs.readFileSync(scalingFile, 'utf8')) as ScalingResult) : null;
   if (sc && !sc.skipped) {
     L.push('## Data-parallel scaling (bench/scaling.ts)', '');
     L.push(`An MLP ${sc.model.inputDim}→${sc.model.hiddenSizes.join('→')}→${sc.model.numClasses} (${sc.parameters} parameters), ` +
       `batch ${sc.batchPerProcess} per process, ${sc.steps} measured steps, 1 thread per process, Gloo on loopback; ` +
-      `${sc.cores} cores, load average ${sc.loadAverageStart.map((v: number) => v.toFixed(2)).join(' ')} at the start. ` +
+      `${sc.cores} cores, load average ${sc.loadAverageStart.map((v) => v.toFixed(2)).join(' ')} at the start. ` +
       'Throughput counts the examples of every process; communication is the all-reduce time (waiting for the other ' +
       'rank included) as a share of the wall time; CPU per example is rank 0\'s process time over its own examples, ' +
       'which other load on the machine disturbs less than the wall time.', '');
     L.push('| method | processes | examples/s | × 1 process | communication | CPU ms per example |', '|---|---|---|---|---|---|');
     for (const r of sc.runs) {
-      const one = sc.runs.find((x: { method: string; procs: number }) => x.method === r.method && x.procs === 1);
+      const one = sc.runs.find((x) => x.method === r.method && x.procs === 1);
       const cpu = r.cpuSeconds === undefined ? NaN : (1000 * r.cpuSeconds) / (r.batchPerProcess * r.steps);
       L.push(`| ${r.method} | ${r.procs} | ${f(r.examplesPerSecond, 0)} | ${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} | ${f(cpu, 2)} |`);
     }

@@ -256,7 +256,7 @@ describe('memory()', () => {
       [{ type: 'adam', lr: 1e-3, amsgrad: true }, 3],
     ];
     for (const [optimizer, copies] of cases) {
-      const trainer = new Trainer(m, { optimizer: optimizer as never, loss: { type: 'crossEntropy', classWeights: tensor([1, 2, 3], { dtype: 'float32' }) } });
+      const trainer = new Trainer(m, { optimizer, loss: { type: 'crossEntropy', classWeights: tensor([1, 2, 3], { dtype: 'float32' }) } });
       expect(trainer.memory().optimizerState).toBe(0); // state appears with the first step
       expect(trainer.memory().lossState).toBe(3 * 4);
       await trainer.step(x, y);

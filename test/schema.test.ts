@@ -111,7 +111,7 @@ describe('the defaults reach the engine', () => {
     const module = Module.build({ kind: 'mlp', inputDim: 3, hiddenSizes: [4], numClasses: 2 }, { seed: 1 });
     const t = new Trainer(module, options);
     for (let s = 0; s < 3; s++) await t.step(x(), y());
-    return module.parameters().flatMap((p) => (p.toArray() as number[][]).flat(2) as number[]);
+    return module.parameters().flatMap((p) => (p.toArray() as number[][]).flat(2));
   }
 
   it('no options: Adam, lr 1e-3; adamw: weight decay 0.01', async () => {

@@ -22,11 +22,12 @@ async function main(): Promise<void> {
   if (!out) throw new TypeError('usage: finetune.js OUTDIR [--epochs N]');
   const epochsAt = process.argv.indexOf('--epochs');
   const epochs = epochsAt > 0 ? Number(process.argv[epochsAt + 1]) : 4;
-  const meta = JSON.parse(fs.readFileSync(path.join(out, 'meta.json'), 'utf8'));
+  // Written by export_model.py: each split's example count and padded length.
+  const meta = JSON.parse(fs.readFileSync(path.join(out, 'meta.json'), 'utf8')) as Record<string, { examples: number; length: number }>;
   const load = (split: string) => {
     const { examples: n, length } = meta[split];
     const read = (name: string) => readInt64(path.join(out, `${split}_${name}.bin`), [n, length]);
-    return { ids: read('ids'), mask: read('mask'), tags: read('tags'), n: n as number };
+    return { ids: read('ids'), mask: read('mask'), tags: read('tags'), n };
   };
   const train = load('train');
   const test = load('test');

@@ -147,7 +147,7 @@ function parseSeeds(v: string): number[] {
  */
 export function comparisonAttacks(config: RunConfig, methods?: string[]): { label: string; attack: AttackConfig }[] {
   if (config.compare?.methods && !methods) {
-    return config.compare.methods.map(({ label, ...attack }) => ({ label, attack: attack as unknown as AttackConfig }));
+    return config.compare.methods.map(({ label, ...attack }) => ({ label, attack }));
   }
   const base = config.attack as unknown as AttackConfig;
   const groups: AttackGroup[] = (base.groups ?? []).map((g) => ({ ...g }));

@@ -37,7 +37,14 @@ export interface LaunchResult {
   /** 0 when every worker exited with 0; else the first failing worker's code (1 for a signal). */
   code: number;
   /** The first worker that failed, and how; null when all succeeded. */
-  failed: { rank: number; code: number | null; signal: NodeJS.Signals | null } | null;
+  failed: {
+    /** The worker's rank. */
+    rank: number;
+    /** Its exit code; null when a signal ended it. */
+    code: number | null;
+    /** The signal that ended it; null when it exited. */
+    signal: NodeJS.Signals | null;
+  } | null;
 }
 
 /**

@@ -4,9 +4,7 @@
 // when the checked-in copies are stale.
 import { RUN_SCHEMA } from './run';
 import { METHOD_INFO } from '../core/options';
-import { expectedOf, toJsonSchema } from '../core/schema';
-
-type Json = Record<string, unknown>;
+import { expectedOf, SchemaJson, toJsonSchema } from '../core/schema';
 
 /** The published JSON Schema of a run configuration, as the text of dropattack.schema.json. */
 export function publishedSchemaText(): string {
@@ -17,41 +15,41 @@ export function publishedSchemaText(): string {
 const code = (v: unknown) => `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-function typeOf(s: Json): string {
+function typeOf(s: SchemaJson): string {
   if (Array.isArray(s.enum)) return s.enum.map(code).join(' ');
-  if (Array.isArray(s.anyOf) && !s.errorMessage) return (s.anyOf as Json[]).map(typeOf).join(' or ');
-  if (s.type === 'array' && Array.isArray(s.items)) return `[${(s.items as Json[]).map(typeOf).join(', ')}]`;
-  if (s.type === 'array') return `array of ${typeOf(s.items as Json)}${s.minItems ? `, at least ${String(s.minItems)}` : ''}${s.maxItems !== undefined ? `, at most ${String(s.maxItems)}` : ''}`;
+  if (Array.isArray(s.anyOf) && !s.errorMessage) return (s.anyOf as SchemaJson[]).map(typeOf).join(' or ');
+  if (s.type === 'array' && Array.isArray(s.items)) return `[${(s.items as SchemaJson[]).map(typeOf).join(', ')}]`;
+  if (s.type === 'array') return `array of ${typeOf(s.items as SchemaJson)}${s.minItems ? `, at least ${String(s.minItems)}` : ''}${s.maxItems !== undefined ? `, at most ${String(s.maxItems)}` : ''}`;
   if (s.type === 'object') return 'object';
   return expectedOf(s);
 }
 
 /** The default of `key` in `parent`: its own, or those of parent's if/then branches. */
-function defaultOf(parent: Json, key: string, s: Json): string {
+function defaultOf(parent: SchemaJson, key: string, s: SchemaJson): string {
   if (s.type === 'object' && s.properties) return '';
   if (s.default !== undefined) return code(s.default);
   const branches: string[] = [];
-  for (const rule of (parent.allOf ?? []) as Json[]) {
-    const cond = Object.entries(((rule.if as Json)?.properties ?? {}) as Record<string, Json>)[0];
-    const then = (((rule.then as Json)?.properties ?? {}) as Record<string, Json>)[key];
-    const other = (((rule.else as Json)?.properties ?? {}) as Record<string, Json>)[key];
+  for (const rule of (parent.allOf ?? []) as SchemaJson[]) {
+    const cond = Object.entries(((rule.if as SchemaJson)?.properties ?? {}) as Record<string, SchemaJson>)[0];
+    const then = (((rule.then as SchemaJson)?.properties ?? {}) as Record<string, SchemaJson>)[key];
+    const other = (((rule.else as SchemaJson)?.properties ?? {}) as Record<string, SchemaJson>)[key];
     if (cond && then?.default !== undefined) branches.push(`${code(then.default)} for ${cond[0]} ${code(cond[1].const)}`);
     if (cond && other?.default !== undefined) branches.push(`${code(other.default)} otherwise`);
   }
   return branches.join(', ');
 }
 
-function rows(schema: Json, prefix: string, out: string[]): void {
-  const props = (schema.properties ?? {}) as Record<string, Json>;
+function rows(schema: SchemaJson, prefix: string, out: string[]): void {
+  const props = (schema.properties ?? {}) as Record<string, SchemaJson>;
   const required = new Set((schema.required ?? []) as string[]);
   for (const [key, s] of Object.entries(props)) {
     if (key === '$schema') continue;
     const field = `${prefix}${key}`;
     const def = defaultOf(schema, key, s);
     const need = required.has(key) ? 'required' : def;
-    out.push(`| \`${field}\` | ${cell(typeOf(s))} | ${cell(need)} | ${cell(String(s.description ?? ''))} |`);
+    out.push(`| \`${field}\` | ${cell(typeOf(s))} | ${cell(need)} | ${cell(s.description ?? '')} |`);
     if (s.type === 'object' && s.properties) rows(s, `${field}.`, out);
-    if (s.type === 'array' && (s.items as Json | undefined)?.properties) rows(s.items as Json, `${field}[].`, out);
+    if (s.type === 'array' && (s.items as SchemaJson | undefined)?.properties) rows(s.items as SchemaJson, `${field}[].`, out);
   }
 }
 

@@ -93,7 +93,7 @@ export function readStepLosses(file: string): { step: number; loss: number }[] {
     if (line.trim() === '') return;
     let e: { kind?: string; step?: number; values?: Record<string, unknown> };
     try {
-      e = JSON.parse(line);
+      e = JSON.parse(line) as typeof e;
     } catch {
       // A run stopped mid-write leaves a partial last line; any other bad line is an error.
       if (k >= lines.length - 2) return;
@@ -218,7 +218,7 @@ export function reportSpecs(data: ReportData): { name: string; title: string; sp
   const epochs = data.runs.flatMap((r) =>
     r.history.flatMap((h) => [
       ...(finite(h.trainLoss) ? [{ method: r.label, epoch: h.epoch, split: 'training', loss: h.trainLoss }] : []),
-      ...(finite(h.validation?.loss) ? [{ method: r.label, epoch: h.epoch, split: 'validation', loss: h.validation!.loss }] : []),
+      ...(finite(h.validation?.loss) ? [{ method: r.label, epoch: h.epoch, split: 'validation', loss: h.validation.loss }] : []),
     ]),
   );
   if (epochs.length > 0) {

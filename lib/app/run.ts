@@ -485,7 +485,7 @@ export async function makeTrainer(
 
 function schedule(config: RunConfig, stepsPerEpoch: number): Schedule | undefined {
   const s = config.training.schedule;
-  const lr = config.optimizer.lr as number;
+  const lr = config.optimizer.lr;
   if (s === undefined || typeof lr !== 'number') return undefined;
   const total = Math.max(1, stepsPerEpoch * config.training.epochs);
   let base: Schedule =
@@ -537,7 +537,7 @@ export interface RunOptions {
 
 /** Trains the configuration's model on its data; logs and checkpoints under output.dir/name/label. */
 export async function runFromConfig(config: RunConfig, options: RunOptions = {}): Promise<RunSummary> {
-  const attack = (options.attack ?? config.attack) as unknown as AttackConfig;
+  const attack = options.attack ?? config.attack;
   const method = attack.method ?? 'none';
   const label = options.label ?? method;
   const dir = runDirectory(config, label);
@@ -575,7 +575,7 @@ export async function runFromConfig(config: RunConfig, options: RunOptions = {})
       `${config.training.accumulate} micro-batches per step, but an epoch has only ${batchesPerEpoch} batch(es)${world > 1 ? ` per process (${world} processes)` : ''} (${data.trainExamples} examples, batchSize ${config.data.batchSize}): no optimizer step would run`,
     );
   }
-  const { model, trainer } = await makeTrainer(config, data, attack, 'config', options.group);
+  const { trainer } = await makeTrainer(config, data, attack, 'config', options.group);
   await trainer.ready;
   // Now the run's files (rank 0's alone in distributed training).
   const loggers: Logger[] = [...(options.loggers ?? [])];

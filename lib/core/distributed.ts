@@ -9,16 +9,23 @@ import { Tensor } from './tensor';
 
 /** Where a process stands in a job, as torchrun's environment says it. */
 export interface DistributedEnv {
+  /** This process's rank in the job (`RANK`), in [0, worldSize). */
   rank: number;
+  /** The number of processes in the job (`WORLD_SIZE`). */
   worldSize: number;
+  /** This process's rank on its machine (`LOCAL_RANK`; default: `rank`). */
   localRank: number;
+  /** Host of rank 0's TCPStore (`MASTER_ADDR`; default 127.0.0.1). */
   masterAddr: string;
+  /** Port of rank 0's TCPStore (`MASTER_PORT`; default 29500). */
   masterPort: number;
 }
 
 /** Options of {@link ProcessGroup.init}; each defaults to the environment (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`). */
 export interface ProcessGroupOptions {
+  /** This process's rank, in [0, worldSize). Default `RANK`, else 0. */
   rank?: number;
+  /** The number of processes. Default `WORLD_SIZE`, else 1. */
   worldSize?: number;
   /** Host of rank 0's TCPStore (the rendezvous). Default `MASTER_ADDR`, else 127.0.0.1. */
   masterAddr?: string;
@@ -35,7 +42,12 @@ export interface ProcessGroupOptions {
 }
 
 /** Whether this build of the addon can train across processes, and on which backends. */
-export function distributedInfo(): { available: boolean; backends: string[] } {
+export function distributedInfo(): {
+  /** Whether a {@link ProcessGroup} can be made. */
+  available: boolean;
+  /** Its backends: `'gloo'`, and `'nccl'` in a build with CUDA and NCCL; none without distributed support. */
+  backends: string[];
+} {
   return native.distributedInfo();
 }
 
@@ -79,10 +91,15 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env): Distribute
 export class ProcessGroup {
   /** @internal */
   handle: NativeProcessGroup | null;
+  /** This process's rank in the group, in [0, worldSize). */
   readonly rank: number;
+  /** The number of processes in the group. */
   readonly worldSize: number;
+  /** The c10d backend: `'gloo'` or `'nccl'`. */
   readonly backend: string;
+  /** Host of rank 0's TCPStore (the rendezvous). */
   readonly masterAddr: string;
+  /** Port of rank 0's TCPStore. */
   readonly masterPort: number;
 
   /** @internal */

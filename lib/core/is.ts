@@ -25,6 +25,14 @@ export function invalidRange(where: string, name: string, expected: string, got:
   return new RangeError(`${where}: ${name} must be ${expected}, got ${describe(got)}`);
 }
 
+/**
+ * Array.isArray that keeps the declared element type: the built-in narrows a readonly
+ * array (`readonly string[]`) to `any[]`.
+ */
+export function isArray<T>(value: T): value is Extract<T, readonly unknown[]> {
+  return Array.isArray(value);
+}
+
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
 }

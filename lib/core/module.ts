@@ -125,7 +125,7 @@ export function wrapOutput(v: unknown): ModuleOutput {
   if (Array.isArray(v)) return v.map(wrapOutput);
   // Tensors come as NativeTensor handles; dicts as plain objects (made in the addon's
   // context, so their prototype need not be this context's Object.prototype).
-  if (v !== null && typeof v === 'object' && (v as object).constructor?.name !== 'NativeTensor') {
+  if (v !== null && typeof v === 'object' && v.constructor?.name !== 'NativeTensor') {
     return Object.fromEntries(Object.entries(v).map(([k, e]) => [k, wrapOutput(e)]));
   }
   if (v !== null && typeof v === 'object') return new Tensor(v as never);

@@ -63,6 +63,24 @@ export interface Issue {
 
 type Json = Record<string, unknown>;
 
+/** A JSON value that is neither an object nor an array (the schemas' `const`s are strings). */
+type Scalar = string | number | boolean | null;
+
+/**
+ * A schema node as plain JSON, with the keywords that end up in messages typed as this
+ * project's schemas write them (Ajv's strict mode also requires the bounds to be numbers).
+ */
+export type SchemaJson = Json & {
+  const?: Scalar;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  minItems?: number;
+  maxItems?: number;
+  description?: string;
+};
+
 function at(root: Json, pointer: string): Json | undefined {
   let node: unknown = root;
   for (const part of pointer.replace(/^#\/?/, '').split('/').filter(Boolean)) {
@@ -77,12 +95,12 @@ function at(root: Json, pointer: string): Json | undefined {
 function branchOf(root: Json, schemaPath: string): string {
   const k = schemaPath.lastIndexOf('/then/');
   if (k < 0) return '';
-  const cond = at(root, schemaPath.slice(0, k) + '/if') as { properties?: Record<string, { const?: unknown }> } | undefined;
+  const cond = at(root, schemaPath.slice(0, k) + '/if') as { properties?: Record<string, { const?: Scalar }> } | undefined;
   const [field, rule] = Object.entries(cond?.properties ?? {})[0] ?? [];
   return field && rule?.const !== undefined ? ` for ${field} '${String(rule.const)}'` : '';
 }
 
-function interval(s: Json, integer: boolean): string {
+function interval(s: SchemaJson, integer: boolean): string {
   const lo = s.exclusiveMinimum ?? s.minimum;
   const hi = s.exclusiveMaximum ?? s.maximum;
   if (lo !== undefined && lo === hi) return String(lo);
@@ -92,11 +110,11 @@ function interval(s: Json, integer: boolean): string {
 }
 
 /** What a schema accepts, as a noun phrase ("an integer >= 1", "one of 'a', 'b'"). */
-export function expectedOf(s: Json): string {
+export function expectedOf(s: SchemaJson): string {
   if (typeof s.errorMessage === 'string' && s.errorMessage.startsWith('must be ')) return s.errorMessage.slice('must be '.length);
   if (Array.isArray(s.enum)) return `one of ${s.enum.map((v) => `'${String(v)}'`).join(', ')}`;
   if (s.const !== undefined) return `'${String(s.const)}'`;
-  if (Array.isArray(s.anyOf)) return (s.anyOf as Json[]).map(expectedOf).join(' or ');
+  if (Array.isArray(s.anyOf)) return (s.anyOf as SchemaJson[]).map(expectedOf).join(' or ');
   switch (s.type) {
     case 'integer':
     case 'number': {
@@ -137,7 +155,7 @@ function issueOf(root: Json, value: unknown, errors: ErrorObject[]): Issue {
   // A union reports its branches' errors and then its own: the union's says what it takes.
   const e = relevant.find((x) => x.keyword === 'anyOf') ?? relevant[0] ?? errors[0];
   const path = pathOf(value, e.instancePath);
-  const parent = (e.parentSchema ?? {}) as Json;
+  const parent = (e.parentSchema ?? {}) as SchemaJson;
   const got = e.data;
   // A rule of an if/then branch names the branch; a rule with its own message says it.
   const custom = typeof parent.errorMessage === 'string' ? parent.errorMessage : undefined;
@@ -150,7 +168,7 @@ function issueOf(root: Json, value: unknown, errors: ErrorObject[]): Issue {
       return { path: [...path, missing], kind: 'required', config: `is required${branch}`, api: `is required${branch}` };
     }
     case 'additionalProperties': {
-      const known = Object.keys((parent.properties ?? {}) as Json).join(', ');
+      const known = Object.keys(parent.properties ?? {}).join(', ');
       return { path: [...path, String(p.additionalProperty)], kind: 'unknown', config: `unknown field (known: ${known})`, api: `(known: ${known})` };
     }
     case 'minimum':
@@ -218,7 +236,7 @@ export class Checker<T extends TSchema> {
   private readonly root: Json;
 
   constructor(readonly schema: T) {
-    this.root = schema as unknown as Json;
+    this.root = schema;
     this.check = ajv.compile(schema);
   }
 
@@ -243,7 +261,7 @@ function holds(condition: Json, value: unknown): boolean {
     v = ajv.compile(condition);
     conditions.set(condition, v);
   }
-  return v(value) as boolean;
+  return v(value);
 }
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
@@ -255,7 +273,7 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  * the wrong kind are left as they are for validation to report.
  */
 export function fillDefaults<T extends TSchema>(schema: T, value: unknown): Resolved<T> {
-  return fill(schema as unknown as Json, value) as Resolved<T>;
+  return fill(schema, value) as Resolved<T>;
 }
 
 function fill(s: Json, value: unknown): unknown {

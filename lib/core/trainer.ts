@@ -22,7 +22,8 @@ export function attackMethodInfo(method: string): Readonly<AttackMethodInfo> | u
 }
 
 // The option types come from the schema (lib/core/options.ts, docs/config.md): the input
-// types as a user writes them, defaults optional.
+// types as a user writes them, defaults optional. `@interface` has TypeDoc list their
+// fields (with the doc comments of the schema's properties) instead of the TypeBox type.
 
 /**
  * One attack group: `targets` (parameter names, globs `rnn.weight_*`, regexes written
@@ -30,6 +31,7 @@ export function attackMethodInfo(method: string): Readonly<AttackMethodInfo> | u
  * error that lists the parameters), `epsilon` (the radius, absolute or relative to ‖w‖
  * with `relative`), DropAttack's `p` (default 1), `sparse` (`'auto'` by default: row-sparse
  * perturbation of 2-D targets named like an embedding when the batch holds token ids).
+ * @interface
  */
 export type AttackGroup = Static<ReturnType<typeof groupSchema>>;
 
@@ -38,18 +40,28 @@ export type AttackGroup = Static<ReturnType<typeof groupSchema>>;
  * steps, default 1, at most 1000), `alpha` (PGD, FreeLB step size; required by them),
  * `rho` (SAM, ASAM radius, default 0.05), `eta` (ASAM, default 0.01), `seed` (key of the
  * mask generator, default 0; a bigint below 2^64 too).
+ * @interface
  */
-export type AttackConfig = Omit<Static<ReturnType<typeof attackSchema>>, 'seed' | 'method'> & { method?: AttackMethod; seed?: number | bigint };
+export type AttackConfig = Omit<Static<ReturnType<typeof attackSchema>>, 'seed' | 'method'> & {
+  /** The training method (docs/methods.md). Default `'none'`. */
+  method?: AttackMethod;
+  /** Key of the mask generator: a safe integer ≥ 0 or a bigint below 2^64. Default 0. */
+  seed?: number | bigint;
+};
 
 /**
  * Settings of one group of parameters, chosen by name (e.g. no weight decay on biases
  * and norms: `{ params: ['*.bias', '/norm/'], weightDecay: 0 }`). A parameter joins the
  * first group whose pattern matches it; the others keep the optimizer's settings. A
  * group's `lr` is scaled by a step's `lr` (a schedule) by the same ratio as the optimizer's.
+ * @interface
  */
 export type ParameterGroup = Static<ReturnType<typeof parameterGroupSchema>>;
 
-/** Optimizer settings (default: Adam, lr 1e-3; docs/config.md lists every default). */
+/**
+ * Optimizer settings (default: Adam, lr 1e-3; docs/config.md lists every default).
+ * @interface
+ */
 export type OptimizerConfig = Static<ReturnType<typeof optimizerSchema>>;
 
 /**
@@ -62,6 +74,7 @@ export type OptimizerConfig = Static<ReturnType<typeof optimizerSchema>>;
  * Cross-entropy takes `[B, C]` logits with `[B]` targets, token-level `[B, T, C]` logits
  * with `[B, T]` targets (sequence labelling, language models), or PyTorch's `[B, C, …]`
  * layout; targets equal to `ignoreIndex` (default -100, as PyTorch) count for nothing.
+ * @interface
  */
 export type LossConfig = Static<ReturnType<typeof lossSchema>> & {
   /** crossEntropy: a weight per class. */
@@ -102,6 +115,7 @@ export interface TrainerOptions {
 
 /** The `distributed` option of a {@link Trainer}. */
 export interface DistributedTrainerOptions {
+  /** The processes that train together: each builds its Trainer with the same group. */
   group: ProcessGroup;
   /**
    * Which gradient each rank attacks with. `'local'` (default): its own batch's, with no

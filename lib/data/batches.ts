@@ -38,6 +38,7 @@ export abstract class Batches<T> implements Iterable<T> {
   protected constructor(
     /** The caller's name in messages ('TextBatches', 'ImageBatches'). */
     protected readonly where: string,
+    /** @internal Which examples each batch holds, in which order. */
     protected readonly sampler: Sampler,
   ) {}
 

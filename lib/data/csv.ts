@@ -80,7 +80,7 @@ export async function* parseCsvStream(source: Readable, file: string, options: C
     skip_records_with_error: true,
     on_skip: (err) => {
       if (!err) return;
-      errors.push(err as CsvError & Partial<Info>);
+      errors.push(err);
       if (err.code !== 'CSV_QUOTE_NOT_CLOSED') {
         // Fatal: read no further (a runaway field would otherwise go on to the end of the file).
         source.unpipe(parser);

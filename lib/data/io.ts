@@ -107,23 +107,24 @@ export function textStream(where: string, file: string): Readable {
 /** The file's lines with their 1-based numbers, read with node:readline (line ends removed). */
 export async function* readLines(where: string, file: string): AsyncGenerator<{ line: number; text: string }> {
   const input = textStream(where, file);
-  let failure: unknown = null;
+  // The first failure, of the stream or of the reading, thrown as it came.
+  let failure: { error: unknown } | undefined;
   const rl = readline.createInterface({ input, crlfDelay: Infinity });
-  input.on('error', (e) => {
-    failure ??= e;
+  input.on('error', (error) => {
+    failure ??= { error };
     rl.close();
   });
   let line = 0;
   try {
     for await (const text of rl) {
-      if (failure !== null) break;
+      if (failure) break;
       yield { line: ++line, text };
     }
-  } catch (e) {
-    failure ??= e;
+  } catch (error) {
+    failure ??= { error };
   } finally {
     rl.close();
     input.destroy();
   }
-  if (failure !== null) throw failure;
+  if (failure) throw failure.error;
 }

@@ -107,7 +107,7 @@ interface ParsedMail {
   html?: string;
 }
 type MailParser = { parse(raw: string): Promise<ParsedMail> };
-type HtmlToText = { convert(html: string, options: Record<string, unknown>): string };
+type HtmlToText = { convert: (html: string, options: Record<string, unknown>) => string };
 
 /** HTML markup in what a message calls plain text (spam often sends HTML as text/plain). */
 const HTML_MARKUP = /<\/?(html|body|head|p|br|div|font|table|td|tr|span|a|b|center|img)\b[^>]*>/i;

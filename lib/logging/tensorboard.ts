@@ -103,28 +103,45 @@ export type { HParamValue };
 
 /** The tags of the hparams plugin's summaries (tensorboard/plugins/hparams/metadata.py). */
 export const HPARAMS_TAGS = {
+  /** The experiment summary ({@link writeHParamsExperiment}). */
   experiment: '_hparams_/experiment',
+  /** A session's start: its hyperparameter values ({@link writeHParamsSession}). */
   sessionStart: '_hparams_/session_start_info',
+  /** A session's end: its status ({@link writeHParamsSession}). */
   sessionEnd: '_hparams_/session_end_info',
 } as const;
 
 /** What TensorBoard's HParams tab lists: the hyperparameters and the metrics of an experiment. */
 export interface HParamsExperiment {
   /** Each hyperparameter, its type taken from `values` (default: string), and the values it takes. */
-  hparams: { name: string; values: HParamValue[] }[];
+  hparams: {
+    /** The hyperparameter's name (a key of the sessions' `hparams`). */
+    name: string;
+    /** The values it takes, all of one type: strings and booleans become its listed domain; numbers only set the type (the range stays open). */
+    values: HParamValue[];
+  }[];
   /** Scalar tags shown as metrics (the tags the sessions' runs log: `val/accuracy`, ...). */
-  metrics: { tag: string; group?: string; dataset?: 'training' | 'validation' }[];
+  metrics: {
+    /** The scalar's tag. */
+    tag: string;
+    /** The subdirectory of a session's run whose events hold the tag. Default: the run's own. */
+    group?: string;
+    /** Which data the metric is measured on. */
+    dataset?: 'training' | 'validation';
+  }[];
   /** Seconds since the epoch (default: now). */
   timeCreated?: number;
 }
 
 /** One training session of an experiment: its hyperparameter values and how it ended. */
 export interface HParamsSession {
+  /** The session's value of each hyperparameter, by name. */
   hparams: Record<string, HParamValue>;
   /** Seconds since the epoch. */
   startTime: number;
   /** Seconds since the epoch. */
   endTime: number;
+  /** How the session ended. Default `'success'`. */
   status?: 'success' | 'failure' | 'running' | 'unknown';
   /** Where the session's model is (its checkpoints). */
   modelUri?: string;

@@ -18,8 +18,11 @@ import { Batch, Metrics } from './types';
 export interface Metric {
   /** Its key in {@link Metrics.values} and in fit's monitors (`val.<name>`). */
   readonly name: string;
+  /** Forgets every batch seen so far (called before the first batch). */
   reset(): void;
+  /** Adds one batch: the model's logits and the target, either possibly null. */
   update(logits: Tensor | null, target: Tensor | null): void;
+  /** The metric over the batches since the last `reset()` (the built-in metrics give NaN for none). */
   value(): number;
 }
 
@@ -155,6 +158,7 @@ export function mse(): Metric {
   };
 }
 
+/** Options of {@link evaluate}. */
 export interface EvaluateOptions {
   /** The loss of a {@link Module} (a {@link Trainer} brings its own). Default cross-entropy. */
   loss?: LossConfig;

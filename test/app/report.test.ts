@@ -153,7 +153,7 @@ describe('the report in headless Chromium', () => {
     try {
       browserPath = execFileSync('bash', [path.join(__dirname, '..', '..', 'scripts', 'setup-chromium.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
     } catch (e) {
-      throw new Error(`headless Chromium is needed (set DROPATTACK_NO_BROWSER=1 to skip): ${(e as { stderr?: string }).stderr ?? e}`);
+      throw new Error(`headless Chromium is needed (set DROPATTACK_NO_BROWSER=1 to skip): ${String((e as { stderr?: string }).stderr ?? e)}`);
     }
     const puppeteer = await import('puppeteer-core');
     const browser = await puppeteer.launch({ executablePath: browserPath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
@@ -194,7 +194,7 @@ describe('the report in headless Chromium', () => {
       // The epoch charts have one point per epoch per line.
       for (const c of charts.slice(1)) for (const line of c.lines) expect(line.points).toBe(3);
       const shot = path.join(process.env.DROPATTACK_SCREENSHOT_DIR ?? dir, 'report.png');
-      await page.screenshot({ path: shot as `${string}.png`, fullPage: false });
+      await page.screenshot({ path: shot, fullPage: false });
       const png = fs.readFileSync(shot);
       expect(png.subarray(1, 4).toString()).toBe('PNG');
       expect(png.length).toBeGreaterThan(20_000); // a page with charts, not a blank one

@@ -118,7 +118,7 @@ describe('Sampler', () => {
     const model = Module.build({ kind: 'mlp', inputDim: 4, hiddenSizes: [8], numClasses: 2 }, { seed: 1 });
     const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.1 } });
     const events: LogEvent[] = [];
-    await fit(trainer, { epochs: 2, train: (e) => data.epoch(e), loggers: [{ log: (e) => void events.push(e), close: async () => undefined }] });
+    await fit(trainer, { epochs: 2, train: (e) => data.epoch(e), loggers: [{ log: (e) => void events.push(e), close: () => Promise.resolve() }] });
     const batchEvents = events.filter((e) => e.kind === 'batch');
     expect(batchEvents).toHaveLength(6);
     expect(batchEvents.map((e) => e.batches)).toEqual([3, 3, 3, 3, 3, 3]);

@@ -86,7 +86,7 @@ export function decodeEventFile(file: string): DecodedEvent[] {
       if (v.metadata?.pluginData?.pluginName === 'hparams' && content) {
         const m = PluginData.decode(content);
         if (!Buffer.from(PluginData.encode(m).finish()).equals(Buffer.from(content))) throw new Error(`${file}: record ${k}: hparams content does not re-encode to the same bytes`);
-        v.hparams = PluginData.toObject(m, { ...toObject, enums: String }) as Record<string, unknown>;
+        v.hparams = PluginData.toObject(m, { ...toObject, enums: String });
       }
     }
     return e;

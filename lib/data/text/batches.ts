@@ -70,7 +70,7 @@ export class TextBatches extends Batches<TextBatch> {
    */
   constructor(sequences: readonly ArrayLike<number>[], labels: ArrayLike<number>, options?: TextBatchesOptions) {
     const where = 'TextBatches';
-    if (!Array.isArray(sequences)) throw is.invalidType(where, 'sequences', 'an array of id arrays', sequences);
+    if (!is.isArray(sequences)) throw is.invalidType(where, 'sequences', 'an array of id arrays', sequences);
     if (labels === null || typeof labels !== 'object' || typeof labels.length !== 'number') {
       throw is.invalidType(where, 'labels', 'an array of class ids', labels);
     }
@@ -131,7 +131,7 @@ export class TextBatches extends Batches<TextBatch> {
     options?: TextBatchesOptions,
   ): TextBatches {
     if (!(vocab instanceof Vocabulary)) throw is.invalidType('TextBatches.fromTokens', 'vocab', 'a Vocabulary', vocab);
-    if (!Array.isArray(tokensList)) throw is.invalidType('TextBatches.fromTokens', 'tokensList', 'an array of token arrays', tokensList);
+    if (!is.isArray(tokensList)) throw is.invalidType('TextBatches.fromTokens', 'tokensList', 'an array of token arrays', tokensList);
     return new TextBatches(tokensList.map((t) => vocab.encode(t)), labels, options);
   }
 

@@ -62,7 +62,12 @@ export function encodeTexts(
   tokensList: readonly (readonly string[])[],
   vocab: Vocabulary,
   options?: EncodeOptions,
-): { tokens: Tensor; lengths: Tensor } {
+): {
+  /** Token ids, int64 [N, T]. */
+  tokens: Tensor;
+  /** Sequence lengths, int64 [N], each ≥ 1. */
+  lengths: Tensor;
+} {
   const where = 'encodeTexts';
   if (!Array.isArray(tokensList)) throw is.invalidType(where, 'tokensList', 'an array of token arrays', tokensList);
   if (!(vocab instanceof Vocabulary)) throw is.invalidType(where, 'vocab', 'a Vocabulary', vocab);

@@ -36,6 +36,7 @@ export interface TextDatasetOptions {
 
 /** One record of {@link streamTextRecords}. */
 export interface TextRecord {
+  /** The text field, as written. */
   text: string;
   /** The label as written (trimmed). */
   label: string;
@@ -47,15 +48,19 @@ export interface TextRecord {
 
 /** A row that was skipped, with the reason. */
 export interface SkippedRow {
+  /** The 1-based line the row starts on. */
   line: number;
+  /** What is wrong with it: the `reason` of the {@link DataFormatError} that onBadRow: 'fail' would have thrown. */
   reason: string;
 }
 
 /** The result of {@link readTextDataset}. */
 export interface TextDataset {
+  /** The texts, in file order. */
   texts: string[];
   /** Label ids, indices into labelNames. */
   labels: Int32Array;
+  /** The label set: the fixed `labels` option, else the labels found, sorted (see {@link sortLabelNames}). */
   labelNames: string[];
   /** Malformed rows skipped with onBadRow: 'skip'. */
   skipped: SkippedRow[];

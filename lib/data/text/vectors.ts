@@ -25,6 +25,7 @@ export interface WordVectorOptions {
 export interface WordVectors {
   /** float32 [vocab.size, dim]: rows from the file, random rows for the rest, pad row zero. */
   vectors: Tensor;
+  /** The length of each vector, as in the file. */
   dim: number;
   /** Vocabulary tokens found in the file. */
   found: number;

@@ -18,9 +18,13 @@ export interface VocabularyOptions {
 
 /** The JSON form of a {@link Vocabulary}. */
 export interface VocabularyJSON {
+  /** What the file is. */
   format: 'dropattack-vocabulary';
+  /** The version of this format. */
   version: 1;
+  /** The padding token (id 0). */
   pad: string;
+  /** The unknown-word token (id 1). */
   unk: string;
   /** All tokens by id: tokens[0] is pad, tokens[1] is unk. */
   tokens: string[];
@@ -36,7 +40,9 @@ export class Vocabulary {
   static readonly PAD_ID = 0;
   /** The unknown-token id. */
   static readonly UNK_ID = 1;
+  /** The padding token, at {@link Vocabulary.PAD_ID}. */
   readonly pad: string;
+  /** The unknown-word token, at {@link Vocabulary.UNK_ID}. */
   readonly unk: string;
   private readonly list: string[];
   private readonly index: Map<string, number>;
@@ -63,7 +69,7 @@ export class Vocabulary {
     const counts = new Map<string, number>();
     let k = 0;
     for (const tokens of tokenLists) {
-      if (!Array.isArray(tokens)) throw is.invalidType(where, `tokenLists[${k}]`, 'an array of strings', tokens);
+      if (!is.isArray(tokens)) throw is.invalidType(where, `tokenLists[${k}]`, 'an array of strings', tokens);
       for (let j = 0; j < tokens.length; j++) {
         const t = tokens[j];
         if (typeof t !== 'string') throw is.invalidType(where, `tokenLists[${k}][${j}]`, 'a string', t);
@@ -155,7 +161,7 @@ export class Vocabulary {
   }
   /** The ids of the tokens (unk for unknown ones). */
   encode(tokens: readonly string[]): Int32Array {
-    if (!Array.isArray(tokens)) throw is.invalidType('Vocabulary.encode', 'tokens', 'an array of strings', tokens);
+    if (!is.isArray(tokens)) throw is.invalidType('Vocabulary.encode', 'tokens', 'an array of strings', tokens);
     const out = new Int32Array(tokens.length);
     for (let k = 0; k < tokens.length; k++) out[k] = this.index.get(tokens[k]) ?? Vocabulary.UNK_ID;
     return out;
