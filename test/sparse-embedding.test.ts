@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { Module, Tensor, Trainer, TorchError, tensor, AttackConfig, OptimizerConfig, ModelSpec } from '../lib';
+import { distributedInfo, freePort, Module, ProcessGroup, Tensor, Trainer, TorchError, tensor, AttackConfig, OptimizerConfig, ModelSpec } from '../lib';
 import { parseRunConfig } from '../lib/app/run';
 import { maxAbsDiff, PYTHON } from './helpers/reference';
 
@@ -262,4 +262,22 @@ test('a run configuration with sparseEmbedding and an optimizer that cannot take
   expect(() => parseRunConfig({ ...base, optimizer: { type: 'sgd', momentum: 0.9 } })).toThrow(/'sgd' takes a sparse gradient only without momentum/);
   expect(() => parseRunConfig({ ...base, model: { kind: 'torchscript', path: 'm.pt', sparseEmbedding: true } })).toThrow(/is for the built-in text models/);
   expect(() => parseRunConfig({ ...base, model: { kind: 'textcnn', sparseEmbedding: 1 } })).toThrow(/sparseEmbedding/);
+});
+
+const distIt = distributedInfo().available ? test : test.skip;
+distIt('distributed training refuses a sparse gradient with a clear TorchError, the parameters unchanged', async () => {
+  const g = await ProcessGroup.init({ rank: 0, worldSize: 1, masterPort: await freePort(), timeoutMs: 5000 });
+  try {
+    const { args, labels } = inputs(makeBatches(1, 3)[0]);
+    const model = Module.build(spec(true), { seed: 2 });
+    const trainer = new Trainer(model, { optimizer: { type: 'adam', lr: 0.01 }, distributed: { group: g } });
+    await trainer.ready;
+    const before = snapshot(model);
+    const err = await trainer.step(args, labels).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TorchError);
+    expect((err as Error).message).toMatch(/distributed training does not support sparse gradients: the gradient of embed\.weight is sparse .*sparseEmbedding: false/);
+    expectBitEqual(snapshot(model), before);
+  } finally {
+    g.close();
+  }
 });
