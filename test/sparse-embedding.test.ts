@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { distributedInfo, freePort, Module, ProcessGroup, Tensor, Trainer, TorchError, tensor, AttackConfig, OptimizerConfig, ModelSpec } from '../lib';
+import { distributedInfo, freePort, Module, ProcessGroup, Tensor, Trainer, TorchError, tensor, AttackConfig, ModelSpec } from '../lib';
 import { parseRunConfig } from '../lib/app/run';
 import { maxAbsDiff, PYTHON } from './helpers/reference';
 
@@ -220,7 +220,7 @@ describe('sparse embedding gradients and the row-wise Adam', () => {
     const { args, labels } = inputs(makeBatches(1, 3)[0]);
     const model = Module.build(spec(true), { seed: 2 });
     const before = snapshot(model);
-    const trainer = new Trainer(model, { optimizer: optimizer as OptimizerConfig });
+    const trainer = new Trainer(model, { optimizer });
     const err = await trainer.step(args, labels).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TorchError);
     expect((err as Error).message).toMatch(message);
