@@ -8,7 +8,7 @@ import { loadSpec } from './data';
 const ROOT = path.join(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
 
-type Side = 'project' | 'python-careful' | 'python-careful-sparse' | 'python-notebook';
+type Side = 'project' | 'project-sparse' | 'python-careful' | 'python-careful-sparse' | 'python-notebook';
 interface Run {
   side: Side; config: string; method: string; sparse?: string; sparseTargets?: string[];
   threads: number; stepSeconds: number[]; phases: Record<string, number>[]; peakRssBytes: number;
@@ -233,6 +233,29 @@ function main(): void {
         rows.push(`| ${config} | ${spec.methods[method].label} | ${f(p.stepsPerSecond, 3)} | ${f(s.stepsPerSecond, 3)} | ${f(p.stepsPerSecond / s.stepsPerSecond)} | ${f(s.cpuSeconds / p.cpuSeconds)} |`);
       }
     }
+    const sparseRows: string[] = [];
+    for (const config of Object.keys(spec.configs)) {
+      for (const method of Object.keys(spec.methods)) {
+        const ps = get(config, method, 'project-sparse');
+        if (!ps) continue;
+        const c = py(config, method, 'python-careful'), s = get(config, method, 'python-careful-sparse');
+        const rc = c ? ps.stepsPerSecond / c.stepsPerSecond : NaN, rs = s ? ps.stepsPerSecond / s.stepsPerSecond : NaN;
+        const cc = c ? c.cpuSeconds / ps.cpuSeconds : NaN, cs = s ? s.cpuSeconds / ps.cpuSeconds : NaN;
+        sparseRows.push(`| ${config} | ${spec.methods[method].label} | ${f(ps.stepsPerSecond, 3)}${ps.underLoad ? ' †' : ''} | ${f(rc)} | ${f(rs)} | ${f(cc)} | ${f(cs)} |`);
+        if (method !== 'plain') {
+          targets.push({ name: `(${config}) ${spec.methods[method].label}, sparse embedding: project ≥ 3× careful (dense)`, value: f(rc), ok: Number.isFinite(rc) ? rc >= 3 : null });
+          targets.push({ name: `(${config}) ${spec.methods[method].label}, sparse embedding: project ≥ 1.3× careful-sparse`, value: f(rs), ok: Number.isFinite(rs) ? rs >= 1.3 : null });
+        }
+      }
+    }
+    if (sparseRows.length) {
+      L.push('## The project with a sparse embedding gradient', '');
+      L.push('*project-sparse*: the project\'s model built with `sparseEmbedding: true` (the table\'s gradient holds the batch\'s ' +
+        'rows; Adam updates them row-wise as `torch.optim.SparseAdam`; DropAttack reads the direction from the sparse gradient), ' +
+        'against the careful reference as users write it (dense) and against careful-sparse. Wall-clock and CPU-time ratios.', '');
+      L.push('| config | method | project-sparse steps/s | ÷ careful | ÷ careful-sparse | CPU: careful ÷ project-sparse | CPU: careful-sparse ÷ project-sparse |', '|---|---|---|---|---|---|---|');
+      L.push(...sparseRows, '');
+    }
     if (rows.length) {
       L.push('## Against PyTorch\'s sparse embedding path', '');
       L.push('*careful-sparse*: the careful reference with `nn.Embedding(sparse=True)` and `torch.optim.SparseAdam` for the table ' +
@@ -252,7 +275,7 @@ function main(): void {
   for (const config of Object.keys(spec.configs)) {
     for (const method of Object.keys(spec.methods)) {
       const p = get(config, method, 'project');
-      for (const side of ['project', 'python-careful', 'python-careful-sparse', 'python-notebook'] as Side[]) {
+      for (const side of ['project', 'project-sparse', 'python-careful', 'python-careful-sparse', 'python-notebook'] as Side[]) {
         if (method === 'plain' && side === 'python-notebook') continue;
         const x = get(config, method, side);
         if (!x || !Number.isFinite(x.cpuSeconds)) continue;

@@ -28,7 +28,7 @@ const ROOT = path.join(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 
-interface Job { config: string; method: string; side: 'project' | 'python-careful' | 'python-careful-sparse' | 'python-notebook'; sparse?: 'off'; round: number; warmup?: number; steps?: number }
+interface Job { config: string; method: string; side: 'project' | 'project-sparse' | 'python-careful' | 'python-careful-sparse' | 'python-notebook'; sparse?: 'off'; round: number; warmup?: number; steps?: number }
 
 function argv(): { threads: number; roundsA: number; full: boolean } {
   const a = process.argv.slice(2);
@@ -55,11 +55,12 @@ function main(): void {
 
   const jobs: Job[] = [];
   let rot = 0;
-  // (c), the embedding-heavy configuration, also runs PyTorch's sparse embedding path
-  // (nn.Embedding(sparse=True) with SparseAdam) for plain training and DropAttack-1.
+  // (c), the embedding-heavy configuration, also runs the sparse embedding path on both
+  // sides (the project's sparseEmbedding; PyTorch's nn.Embedding(sparse=True) with
+  // SparseAdam) for plain training and DropAttack-1.
   const sidesFor = (config: string, method: string): Job['side'][] => [
     'project', 'python-careful', ...(method === 'plain' ? [] : ['python-notebook' as const]),
-    ...(config === 'c' && method !== 'da3' ? ['python-careful-sparse' as const] : []),
+    ...(config === 'c' && method !== 'da3' ? ['python-careful-sparse' as const, 'project-sparse' as const] : []),
   ];
   for (const config of Object.keys(spec.configs)) {
     const rounds = config === 'a' ? o.roundsA : 1;
@@ -84,8 +85,9 @@ function main(): void {
     if (j.warmup !== undefined) common.push('--warmup', String(j.warmup));
     if (j.steps !== undefined) common.push('--steps', String(j.steps));
     const label = `[${k + 1}/${jobs.length}] ${j.config} ${j.method} ${j.side}${j.sparse ? ' (sparse off)' : ''} round ${j.round}`;
-    if (j.side === 'project') {
-      run(process.execPath, [path.join(__dirname, 'train.js'), ...common, ...(j.sparse ? ['--sparse', j.sparse] : [])], env, label);
+    if (j.side === 'project' || j.side === 'project-sparse') {
+      const extra = [...(j.sparse ? ['--sparse', j.sparse] : []), ...(j.side === 'project-sparse' ? ['--sparse-embedding', 'on'] : [])];
+      run(process.execPath, [path.join(__dirname, 'train.js'), ...common, ...extra], env, label);
     } else {
       run(PYTHON, [path.join(ROOT, 'bench', 'python', 'train.py'), ...common, '--impl', j.side.replace('python-', '')], env, label);
     }

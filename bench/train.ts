@@ -2,7 +2,11 @@
 // peak resident memory (process.resourceUsage().maxRSS) belongs to that run alone.
 //
 //   node dist/bench/train.js --config a --method da1 --threads 1 [--warmup W] [--steps N]
-//                            [--sparse auto|off] [--json out.json]
+//                            [--sparse auto|off] [--sparse-embedding on] [--json out.json]
+//
+// --sparse-embedding on builds the model with `sparseEmbedding: true` (a sparse embedding
+// gradient and Adam's row-wise update, as nn.Embedding(sparse=True) with SparseAdam); its
+// result's side is 'project-sparse'.
 //
 // Reports every measured step's wall time (after warm-up) around `await trainer.step()`,
 // the engine's per-phase `times`, the process's CPU time, system time and minor page
@@ -37,12 +41,13 @@ async function main(): Promise<void> {
   const steps = a.steps === undefined ? cfg.steps : Number(a.steps);
   const seed = Number(a.seed ?? 1);
   const sparse = (a.sparse ?? 'auto') as 'auto' | 'off';
+  const sparseEmbedding = a['sparse-embedding'] === 'on';
   setNumThreads(threads);
 
   const m = cfg.model;
   const model = m.kind === 'textrnn'
-    ? Module.build({ kind: 'textrnn', vocabSize: m.vocabSize, embedDim: m.embedDim, hiddenSize: m.hiddenSize, cell: 'lstm', numClasses: 2 }, { seed })
-    : Module.build({ kind: 'textcnn', vocabSize: m.vocabSize, embedDim: m.embedDim, numFilters: m.numFilters, kernelSizes: m.kernelSizes, numClasses: 2 }, { seed });
+    ? Module.build({ kind: 'textrnn', vocabSize: m.vocabSize, embedDim: m.embedDim, hiddenSize: m.hiddenSize, cell: 'lstm', numClasses: 2, sparseEmbedding }, { seed })
+    : Module.build({ kind: 'textcnn', vocabSize: m.vocabSize, embedDim: m.embedDim, numFilters: m.numFilters, kernelSizes: m.kernelSizes, numClasses: 2, sparseEmbedding }, { seed });
   const trainer = new Trainer(model, {
     optimizer: { type: 'adam', lr: 1e-3 },
     loss: { type: 'crossEntropy' },
@@ -88,7 +93,7 @@ async function main(): Promise<void> {
   }
   loop.disable();
   const out = {
-    side: 'project',
+    side: sparseEmbedding ? 'project-sparse' : 'project',
     config: a.config,
     method: a.method,
     sparse,

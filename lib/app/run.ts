@@ -87,6 +87,12 @@ export const RUN_SCHEMA = Type.Object(
           description: 'a built-in model (its other fields as in Module.build) or torchscript with path',
         }),
         path: Type.Optional(Type.String({ description: "the TorchScript file, for kind 'torchscript'" })),
+        sparseEmbedding: Type.Optional(
+          Type.Boolean({
+            description:
+              "textrnn, textcnn: a sparse embedding gradient (nn.Embedding(sparse=True)); optimizer 'adam' then updates the table row-wise as torch.optim.SparseAdam (weightDecay 0 and no amsgrad for it), or 'sgd' without momentum and weight decay",
+          }),
+        ),
       },
       { additionalProperties: true, description: 'the model; other fields as in Module.build' },
     ),
@@ -222,7 +228,32 @@ export function parseRunConfig(raw: Record<string, unknown>, overrides: string[]
   if (text && !['textrnn', 'textcnn', 'torchscript'].includes(kind)) throw new ConfigError('config.model.kind', `'${kind}' does not take text; use textrnn, textcnn or torchscript`);
   if (!text && ['textrnn', 'textcnn'].includes(kind)) throw new ConfigError('config.model.kind', `'${kind}' needs text data, but data.source is '${d.source}'`);
   if (kind === 'torchscript' && config.model.path === undefined) throw new ConfigError('config.model.path', "is required for kind 'torchscript'");
+  if (config.model.sparseEmbedding === true) checkSparseEmbedding(config);
   return config;
+}
+
+// A sparse embedding gradient needs an optimizer that updates it row-wise (the engine
+// refuses the others at the first step; this says so before anything runs).
+function checkSparseEmbedding(config: RunConfig): void {
+  const field = 'config.model.sparseEmbedding';
+  if (!['textrnn', 'textcnn'].includes(config.model.kind)) {
+    throw new ConfigError(field, `is for the built-in text models (textrnn, textcnn), not '${config.model.kind}' (a TorchScript model has its own nn.Embedding(sparse=True))`);
+  }
+  const o = config.optimizer;
+  const groups = o.groups ?? [];
+  // The table's group: the first whose pattern (name, glob or /regex/) matches embed.weight.
+  const matches = (p: string): boolean =>
+    p.length >= 2 && p.startsWith('/') && p.endsWith('/')
+      ? new RegExp(p.slice(1, -1)).test('embed.weight')
+      : new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test('embed.weight');
+  const tableDecay = groups.find((g) => (Array.isArray(g.params) ? g.params : [g.params]).some(matches))?.weightDecay ?? o.weightDecay ?? 0;
+  if (o.type === 'adamw') throw new ConfigError(field, "needs optimizer.type 'adam' (row-wise, as torch.optim.SparseAdam) or 'sgd' without momentum and weight decay; 'adamw' cannot update a sparse gradient");
+  if (o.type === 'adam' && (tableDecay !== 0 || o.amsgrad)) {
+    throw new ConfigError(field, `optimizer 'adam' updates the table row-wise as torch.optim.SparseAdam, which has no weight decay and no amsgrad: set optimizer.weightDecay to 0 (or give embed.weight a group with weightDecay 0) and amsgrad false, got weightDecay ${tableDecay}, amsgrad ${o.amsgrad}`);
+  }
+  if (o.type === 'sgd' && ((o.momentum ?? 0) !== 0 || tableDecay !== 0)) {
+    throw new ConfigError(field, `optimizer 'sgd' takes a sparse gradient only without momentum and weight decay, got momentum ${o.momentum ?? 0}, weightDecay ${tableDecay}; use optimizer.type 'adam'`);
+  }
 }
 
 /** The data of a run, ready for fit(). */

@@ -58,6 +58,14 @@ interface TextModelBase extends ModelBase {
   pretrainedEmbedding?: Tensor;
   /** Keep the embedding fixed (it stays `embed.weight`, without gradient). Default false. */
   freezeEmbedding?: boolean;
+  /**
+   * A sparse gradient for the embedding, as `nn.Embedding(sparse=True)`: only the rows of
+   * the batch's tokens. The Trainer's Adam then updates the table row-wise with
+   * `torch.optim.SparseAdam`'s semantics (lazy moments; see docs/training.md). Needs
+   * optimizer `adam` (weight decay 0, no amsgrad on the table) or `sgd` without momentum
+   * or weight decay. Default false.
+   */
+  sparseEmbedding?: boolean;
 }
 
 /**
@@ -118,7 +126,7 @@ const MODEL_KEYS: Record<ModelSpec['kind'], string[]> = {
   cnn28: ['channels'],
   resnet32: ['width', 'blocksPerStage'],
 };
-const TEXT_KEYS = ['vocabSize', 'embedDim', 'paddingIdx', 'pretrainedEmbedding', 'freezeEmbedding'];
+const TEXT_KEYS = ['vocabSize', 'embedDim', 'paddingIdx', 'pretrainedEmbedding', 'freezeEmbedding', 'sparseEmbedding'];
 
 /** @internal A forward's output from the addon: dicts come as plain objects, tensors as handles. */
 export function wrapOutput(v: unknown): ModuleOutput {

@@ -248,6 +248,7 @@ Napi::Value Build(Info info) {
     spec.pretrained_embedding = t->value();
   }
   spec.freeze_embedding = BoolField(env, o, "model", "freezeEmbedding", spec.freeze_embedding);
+  spec.sparse_embedding = BoolField(env, o, "model", "sparseEmbedding", spec.sparse_embedding);
   spec.cell = StringField(env, o, "model", "cell", spec.cell);
   spec.hidden_size = IntField(env, o, "model", "hiddenSize", spec.hidden_size);
   spec.num_layers = IntField(env, o, "model", "numLayers", spec.num_layers);
@@ -322,7 +323,14 @@ void ModuleState::Tensors(std::vector<at::Tensor>* parameters, std::vector<at::T
   if (disposed) return;
   for (const auto& p : module.parameters(/*recurse=*/true)) {
     if (parameters != nullptr) parameters->push_back(p);
-    if (gradients != nullptr && p.grad().defined()) gradients->push_back(p.grad());
+    if (gradients != nullptr && p.grad().defined()) {
+      if (p.grad().is_sparse()) {  // a sparse gradient's storages are its indices and values
+        gradients->push_back(p.grad()._indices());
+        gradients->push_back(p.grad()._values());
+      } else {
+        gradients->push_back(p.grad());
+      }
+    }
   }
   if (buffers != nullptr) {
     for (const auto& b : module.buffers(/*recurse=*/true)) buffers->push_back(b);

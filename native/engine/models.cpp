@@ -127,7 +127,7 @@ def forward(self, x: Tensor) -> Tensor:
     return m;
   }
 
-  // torch.nn.Embedding(vocab, dim, padding_idx): forward(tokens int64) -> [..., dim].
+  // torch.nn.Embedding(vocab, dim, padding_idx, sparse=sparse_embedding): forward(tokens int64) -> [..., dim].
   Module Embedding(const ModelSpec& s, int64_t vocab, int64_t dim) {
     Module m = NewModule("Embedding");
     at::Tensor w;
@@ -140,7 +140,7 @@ def forward(self, x: Tensor) -> Tensor:
     Param(m, "weight", w, /*trainable=*/!s.freeze_embedding);
     m.define("\ndef forward(self, tokens: Tensor) -> Tensor:\n"
              "    return torch.embedding(self.weight, tokens, " +
-             Int(s.padding_idx) + ", False, False)\n");
+             Int(s.padding_idx) + ", False, " + (s.sparse_embedding ? "True" : "False") + ")\n");
     return m;
   }
 

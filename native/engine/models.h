@@ -61,6 +61,10 @@ struct ModelSpec {
   /// where torch.nn puts it) but with requires_grad = false: it gets no gradient and the
   /// engine's trainers skip it, as they skip every parameter that does not require grad.
   bool freeze_embedding = false;
+  /// torch.nn.Embedding(sparse=True): the table's gradient is a sparse COO tensor holding
+  /// the rows of the batch's tokens only (duplicates not yet summed). The engine's Adam
+  /// updates such a parameter row-wise as torch.optim.SparseAdam does (docs/training.md).
+  bool sparse_embedding = false;
 
   // --- textrnn ---
   std::string cell = "lstm";  // "lstm" | "gru"

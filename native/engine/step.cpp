@@ -8,10 +8,20 @@
 #include <cmath>
 #include <limits>
 
+#include "fused_adam.h"
 #include "methods/registry.h"
 
 namespace dropattack {
 namespace engine {
+
+namespace {
+// Zeroes a gradient; a sparse one is dropped instead, so that the next backward's sparse
+// gradient becomes .grad as it is (a sparse zero would be concatenated with it).
+void ClearGrad(at::Tensor& g) {
+  if (g.is_sparse()) g = at::Tensor();
+  else g.zero_();
+}
+}  // namespace
 
 StepContext::StepContext(Trainer& t, const Batch& b, const LossFn& f, const StepOptions& o)
     : tr(t), batch(b), loss_fn(f), opt(o) {}
@@ -36,9 +46,14 @@ void StepContext::RestoreTo(size_t mark) {
   }
 }
 
-at::Tensor StepContext::Grad(const Target& t) {
+at::Tensor StepContext::RawGrad(const Target& t) {
   at::Tensor g = Tensor(t).grad();
   return g.defined() ? g : at::zeros_like(Tensor(t));
+}
+
+at::Tensor StepContext::Grad(const Target& t) {
+  at::Tensor g = RawGrad(t);
+  return g.is_sparse() ? g.to_dense() : g;
 }
 
 double StepContext::Pass(double weight, bool backward, at::Tensor* keep) {
@@ -82,6 +97,27 @@ bool StepContext::Perturb(const Target& t, const at::Tensor& d, double radius, d
   at::Tensor& w = Tensor(t);
   Undo u;
   u.target = w;
+  if (d.is_sparse()) {
+    // A sparse gradient says itself which rows it has: they are the row-sparse path's
+    // rows, read from the gradient's values without a dense direction. The group's
+    // sparse 'off' and the methods without the row-sparse path take the dense direction.
+    at::NoGradGuard no_grad;
+    const bool rowwise = tr.attack_.groups[g].sparse != "off" && methods::Of(tr.attack_.method).sparse &&
+                         t.param_index >= 0 && d.sparse_dim() == 1 && d.dense_dim() + 1 == w.dim();
+    if (rowwise) {
+      const at::Tensor c = d.coalesce();
+      u.state = ops::perturb_sparse(w, c._indices().select(0, 0), c._values(), PerturbOpts(radius, p, g, j));
+      if (std::find(result.sparse_targets.begin(), result.sparse_targets.end(), t.name) ==
+          result.sparse_targets.end()) {
+        result.sparse_targets.push_back(t.name);
+      }
+      const bool skipped = u.state.skipped;
+      undo.push_back(std::move(u));
+      result.times.perturb += Seconds(t0, Clock::now());
+      return !skipped;
+    }
+    return Perturb(t, d.to_dense(), radius, p, g, j);
+  }
   if (t.sparse && rows.defined() && !t.sparse_verified) {
     // "auto" guessed an embedding table from its name. Check once that its gradient
     // vanishes outside the batch's token rows (a positional table or tied weights would
@@ -121,9 +157,10 @@ void StepContext::ZeroGrads() {
     at::Tensor& g = tr.params_[i].second.mutable_grad();
     if (!g.defined()) continue;
     if (!pending_grads.empty() && pending_grads[i].defined()) {
-      g.copy_(pending_grads[i]);
+      if (g.is_sparse() || pending_grads[i].is_sparse()) g = pending_grads[i].clone();
+      else g.copy_(pending_grads[i]);
     } else {
-      g.zero_();
+      ClearGrad(g);
     }
   }
   if (x.defined() && x.grad().defined()) x.mutable_grad().zero_();
@@ -139,7 +176,7 @@ StepResult StepContext::Fail(const std::string& reason) {
   RestoreAll();
   for (auto& p : tr.params_) {
     at::Tensor& g = p.second.mutable_grad();
-    if (g.defined()) g.zero_();
+    if (g.defined()) ClearGrad(g);
   }
   tr.has_pending_micro_batch_ = false;
   result.applied = false;
@@ -172,7 +209,7 @@ StepResult StepContext::Run() {
   } else {
     for (auto& p : tr.params_) {
       at::Tensor& g = p.second.mutable_grad();
-      if (g.defined()) g.zero_();
+      if (g.defined()) ClearGrad(g);
     }
   }
   // A method that fails has called Fail(), which set the result.
@@ -191,7 +228,7 @@ std::vector<at::Tensor> StepContext::Offsets(const std::vector<Target>& targets,
       out[j] = pre;  // undefined when there is nothing to subtract
     } else {
       // offset = grad at group start - (clean_end - pre)
-      at::Tensor o = Grad(t) - clean_end[j];
+      at::Tensor o = RawGrad(t) - clean_end[j];
       if (pre.defined()) o = o + pre;
       out[j] = o;
     }
@@ -207,7 +244,7 @@ bool StepContext::CleanPass(std::vector<std::vector<at::Tensor>>* clean_end) {
   }
   clean_end->assign(tr.attack_.groups.size(), {});
   for (size_t g = 1; g < tr.attack_.groups.size(); ++g) {
-    for (const auto& t : tr.targets_[g]) (*clean_end)[g].push_back(Grad(t).clone());
+    for (const auto& t : tr.targets_[g]) (*clean_end)[g].push_back(RawGrad(t).clone());
   }
   return true;
 }
@@ -275,7 +312,16 @@ StepResult StepContext::Update() {
   const auto t0 = Clock::now();
   std::vector<at::Tensor> grads;
   for (auto& p : tr.params_) {
-    if (p.second.grad().defined()) grads.push_back(p.second.grad());
+    at::Tensor& g = p.second.mutable_grad();
+    if (!g.defined()) continue;
+    if (g.is_sparse()) {
+      // Refused before any change when the optimizer cannot take it; coalesced once
+      // (duplicate rows summed) for the norm, the clipping and the optimizer.
+      CheckSparseGradient(*tr.optimizer_, p.second, p.first);
+      at::NoGradGuard no_grad;
+      g = g.coalesce();
+    }
+    grads.push_back(g);
   }
   // The norm reads every gradient once more (300 MB for a 250k x 300 embedding): only
   // when it is asked for or clipping needs it.
@@ -284,8 +330,9 @@ StepResult StepContext::Update() {
     // The fused squared-norm kernel of the op (double accumulation, no temporaries): a
     // float64 copy of a 300 MB embedding gradient per step cost more than Adam itself.
     for (const auto& g : grads) {
-      sq += at::isFloatingType(g.scalar_type()) ? ops::squared_norm(g.detach())
-                                                : g.detach().to(at::kDouble).pow(2).sum().item<double>();
+      const at::Tensor values = g.is_sparse() ? g._values() : g.detach();  // coalesced: its rows' values
+      sq += at::isFloatingType(g.scalar_type()) ? ops::squared_norm(values)
+                                                : values.to(at::kDouble).pow(2).sum().item<double>();
     }
     result.grad_norm = std::sqrt(sq);
     if (!std::isfinite(result.grad_norm)) {
@@ -315,7 +362,7 @@ StepResult StepContext::Update() {
   tr.optimizer_->step();
   for (auto& p : tr.params_) {
     at::Tensor& g = p.second.mutable_grad();
-    if (g.defined()) g.zero_();
+    if (g.defined()) ClearGrad(g);
   }
   tr.has_pending_micro_batch_ = false;
   tr.global_step_++;
@@ -323,6 +370,15 @@ StepResult StepContext::Update() {
   result.times.optimizer += Seconds(t0, Clock::now());
   return result;
 }
+
+namespace {
+// Distributed training all-reduces dense buffers only.
+void CheckDense(const at::Tensor& g, const std::string& name) {
+  TORCH_CHECK(!g.defined() || !g.is_sparse(), "distributed training does not support sparse gradients: the gradient of ",
+              name, " is sparse (model.sparseEmbedding, or nn.Embedding(sparse=True) in the model); train with a "
+              "dense embedding (sparseEmbedding: false) or in one process");
+}
+}  // namespace
 
 bool StepContext::AverageGradients(const std::string& reason) {
   // Every parameter takes part on every rank (a zero stand-in where this rank has no
@@ -332,6 +388,7 @@ bool StepContext::AverageGradients(const std::string& reason) {
   std::vector<std::pair<size_t, at::Tensor>> stand_ins;
   for (size_t i = 0; i < tr.params_.size(); ++i) {
     const at::Tensor& g = tr.params_[i].second.grad();
+    CheckDense(g, tr.params_[i].first);
     if (g.defined()) {
       list.push_back(g);
     } else {
@@ -361,6 +418,7 @@ void StepContext::SyncDirections(std::vector<at::Tensor>& directions, const std:
   std::vector<at::Tensor> list;
   for (size_t j = 0; j < targets.size(); ++j) {
     if (targets[j]->param_index < 0 || !directions[j].defined()) continue;
+    CheckDense(directions[j], targets[j]->name);
     // A copy: the direction may be the parameter's .grad itself.
     directions[j] = directions[j].clone(at::MemoryFormat::Contiguous);
     list.push_back(directions[j]);

@@ -62,14 +62,18 @@ class StepContext {
   }
 
   at::Tensor& Tensor(const Target& t) { return t.param_index < 0 ? x : tr.params_[t.param_index].second; }
-  // The target's current gradient (zeros when it has none).
+  // The target's current gradient (zeros when it has none), dense.
   at::Tensor Grad(const Target& t);
+  // The same, but a sparse gradient (an embedding's with sparse=True) stays sparse: the
+  // directions of dropattack and fgm, which Perturb() takes row-wise from its rows.
+  at::Tensor RawGrad(const Target& t);
 
   // Forward at the current parameters; backward of loss * weight unless `backward` is
   // false. Returns the loss, or NaN (and sets failed) when it is not finite.
   double Pass(double weight, bool backward = true, at::Tensor* keep = nullptr);
 
-  // Applies perturb() to target t with direction d; returns false when skipped.
+  // Applies perturb() to target t with direction d (dense, or a sparse COO gradient);
+  // returns false when skipped.
   bool Perturb(const Target& t, const at::Tensor& d, double radius, double p, size_t g, size_t j);
 
   // Zeroes the parameters' gradients (back to the earlier micro-batches' when accumulating)

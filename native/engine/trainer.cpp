@@ -334,7 +334,8 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<NamedPa
     return std::make_unique<torch::optim::SGD>(groups, static_cast<const torch::optim::SGDOptions&>(base->defaults()));
   }
   if (s.type == "adam") {
-    return std::make_unique<torch::optim::Adam>(groups, static_cast<const torch::optim::AdamOptions&>(base->defaults()));
+    // The fused step (and the row-wise update of sparse gradients) with groups too.
+    return std::make_unique<FusedAdam>(groups, static_cast<const torch::optim::AdamOptions&>(base->defaults()));
   }
   return std::make_unique<torch::optim::AdamW>(groups, static_cast<const torch::optim::AdamWOptions&>(base->defaults()));
 }

@@ -137,8 +137,9 @@ BackupPool& pool() {
 }
 
 // Shared tail of the dense and sparse paths once the squared norm is known.
+// `compact`: direction holds only the rows `rows` (CPU only).
 PerturbState apply(at::Tensor& target, const at::Tensor& direction, const at::Tensor* rows,
-                   double sumsq, const PerturbOptions& o) {
+                   double sumsq, const PerturbOptions& o, bool compact = false) {
   PerturbState state;
   state.sparse = rows != nullptr;
   state.norm = std::sqrt(sumsq);
@@ -161,7 +162,12 @@ PerturbState apply(at::Tensor& target, const at::Tensor& direction, const at::Te
   const auto options = at::TensorOptions().dtype(target.scalar_type()).device(target.device());
   state.backup_buffer = pool().acquire(numel, options);
   state.backup = state.backup_buffer.narrow(0, 0, numel).view(shape);
-  run_masked_add(target, direction, state.backup, rows, state.scale, o);
+  if (compact) {
+    cpu::masked_add_compact_kernel(target, direction, state.backup, *rows, state.scale, o.seed, o.counter,
+                                   mask_threshold(o.p));
+  } else {
+    run_masked_add(target, direction, state.backup, rows, state.scale, o);
+  }
   return state;
 }
 
@@ -214,6 +220,41 @@ PerturbState perturb_rows(at::Tensor& target, const at::Tensor& direction, const
   }
   const double sumsq = run_squared_norm(d, &r);
   return apply(target, d, &r, sumsq, options);
+}
+
+PerturbState perturb_sparse(at::Tensor& target, const at::Tensor& rows, const at::Tensor& values,
+                            const PerturbOptions& options) {
+  check_options(options);
+  TORCH_CHECK(target.defined() && values.defined() && rows.defined(), "perturb_sparse: undefined tensor");
+  require_cuda_build(target);
+  TORCH_CHECK(is_float_type(target.scalar_type()), "perturb_sparse: target must be a float tensor, got ",
+              target.scalar_type());
+  TORCH_CHECK(target.dim() >= 1 && target.is_contiguous(), "perturb_sparse: target must be contiguous with rows");
+  TORCH_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong, "perturb_sparse: rows must be 1-D int64");
+  TORCH_CHECK(values.dim() == target.dim() && values.size(0) == rows.size(0) &&
+                  values.sizes().slice(1) == target.sizes().slice(1),
+              "perturb_sparse: values shape ", values.sizes(), " does not fit ", rows.size(0), " rows of a target of shape ",
+              target.sizes());
+  TORCH_CHECK(values.scalar_type() == target.scalar_type() && values.device() == target.device() &&
+                  rows.device() == target.device(),
+              "perturb_sparse: values and rows must have the target's dtype and device");
+  if (rows.numel() == 0 || target.numel() == 0) {
+    PerturbState state;
+    state.sparse = true;
+    state.skipped = true;
+    return state;
+  }
+  if (!target.device().is_cpu()) {
+    // The device kernels read a dense direction: scatter the rows into one.
+    at::NoGradGuard no_grad;
+    const at::Tensor dense = at::zeros_like(target).index_copy_(0, rows, values);
+    return perturb_rows(target, dense, rows, options);
+  }
+  const at::Tensor v = values.contiguous();
+  const at::Tensor r = rows.contiguous();
+  const int64_t row_size = target.numel() / target.size(0);
+  const double sumsq = cpu::squared_norm_compact_kernel(v, r, row_size);
+  return apply(target, v, &r, sumsq, options, /*compact=*/true);
 }
 
 void restore(at::Tensor& target, PerturbState& state) {

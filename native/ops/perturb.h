@@ -46,6 +46,13 @@ PerturbState perturb(at::Tensor& target, const at::Tensor& direction, const Pert
 PerturbState perturb_rows(at::Tensor& target, const at::Tensor& direction, const at::Tensor& rows,
                           const PerturbOptions& options);
 
+/// Row-sparse perturbation from a compact direction, as a coalesced sparse gradient holds
+/// it: `rows` (sorted, unique, int64) and `values` [rows.size(0), ...] with the direction's
+/// rows; every other row of the direction is zero. The same as perturb_rows() with the
+/// dense direction, bit for bit, without ever making the dense direction.
+PerturbState perturb_sparse(at::Tensor& target, const at::Tensor& rows, const at::Tensor& values,
+                            const PerturbOptions& options);
+
 /// Puts the backed-up values back, bit for bit, and releases the backup.
 void restore(at::Tensor& target, PerturbState& state);
 
@@ -69,6 +76,11 @@ void masked_add_kernel(at::Tensor& target, const at::Tensor& direction, at::Tens
                        const at::Tensor* rows, double scale, uint64_t seed, uint64_t counter,
                        uint64_t threshold);
 void drop_mask_kernel(at::Tensor& out, uint64_t seed, uint64_t counter, uint64_t threshold);
+// The row-sparse kernels with a compact direction (values[j] is row rows[j]).
+double squared_norm_compact_kernel(const at::Tensor& values, const at::Tensor& rows, int64_t row_size);
+void masked_add_compact_kernel(at::Tensor& target, const at::Tensor& values, at::Tensor& backup,
+                               const at::Tensor& rows, double scale, uint64_t seed, uint64_t counter,
+                               uint64_t threshold);
 }  // namespace cpu
 
 #ifdef DROPATTACK_WITH_CUDA

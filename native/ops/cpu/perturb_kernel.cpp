@@ -62,8 +62,9 @@ double dense_squares(const T* d, int64_t n) {
 // The same sum over the elements of `rows` only (sorted, unique). Elements outside the
 // rows are zero in the direction, so each lane sees the same nonzero terms in the same
 // order as in dense_squares, and the skipped +0.0 terms change nothing.
+// With `compact`, d holds the rows only (d[r * row_size + k] is element k of row rows[r]).
 template <typename T>
-double row_squares(const T* d, const int64_t* rows, int64_t nrows, int64_t row_size) {
+double row_squares(const T* d, const int64_t* rows, int64_t nrows, int64_t row_size, bool compact = false) {
   double total = 0.0;
   double lanes[kNormLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t current_block = -1;
@@ -79,8 +80,9 @@ double row_squares(const T* d, const int64_t* rows, int64_t nrows, int64_t row_s
         current_block = block;
       }
       const int64_t stop = std::min(end, (block + 1) * kNormBlock);
+      const int64_t shift = compact ? start - r * row_size : 0;  // d[i - shift] is element i
       for (; i < stop; ++i) {
-        const double v = static_cast<double>(d[i]);
+        const double v = static_cast<double>(d[i - shift]);
         lanes[i % kNormLanes] += v * v;
       }
     }
@@ -308,19 +310,21 @@ void add_chunk<double>(double* w, const double* d, double* bk, const uint32_t* w
 
 // target[i] <- mask ? target[i] + scale * d[i] : target[i], backup[i - begin] <- target[i],
 // for i in [begin, end).
+// `shift`: the direction's element i is d[i - shift] (0 for a dense direction; `begin`
+// for one row of a compact direction, d then pointing at that row).
 template <typename T>
 void masked_add_range(T* target, const T* d, T* backup, int64_t begin, int64_t end,
-                      acc_t<T> scale, uint64_t seed, uint64_t counter, uint64_t threshold) {
+                      acc_t<T> scale, uint64_t seed, uint64_t counter, uint64_t threshold, int64_t shift = 0) {
   const bool full = threshold >= (uint64_t(1) << 32);
   const uint32_t thr = static_cast<uint32_t>(full ? 0 : threshold);
   alignas(64) uint32_t words[kWordBuffer];
-  const bool aliased = static_cast<const void*>(target) == static_cast<const void*>(d);
+  const bool aliased = static_cast<const void*>(target + shift) == static_cast<const void*>(d);
   for (int64_t c = begin; c < end; c += kChunk) {
     const int64_t stop = std::min(end, c + kChunk);
     const uint32_t* mw = full ? nullptr : mask_word_range(words, c, stop, seed, counter);
     T* bk = backup + (c - begin);
     if (aliased) add_chunk_aliased(target + c, bk, mw, stop - c, scale, full, thr);
-    else add_chunk(target + c, d + c, bk, mw, stop - c, scale, full, thr);
+    else add_chunk(target + c, d + (c - shift), bk, mw, stop - c, scale, full, thr);
   }
 }
 
@@ -368,6 +372,35 @@ void masked_add_kernel(at::Tensor& target, const at::Tensor& direction, at::Tens
                          }
                        });
     }
+  });
+}
+
+double squared_norm_compact_kernel(const at::Tensor& values, const at::Tensor& rows, int64_t row_size) {
+  double result = 0.0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, values.scalar_type(), "squared_norm_compact", [&] {
+    result = row_squares(values.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(), rows.numel(), row_size, true);
+  });
+  return result;
+}
+
+void masked_add_compact_kernel(at::Tensor& target, const at::Tensor& values, at::Tensor& backup,
+                               const at::Tensor& rows, double scale, uint64_t seed, uint64_t counter,
+                               uint64_t threshold) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, target.scalar_type(), "masked_add_compact", [&] {
+    scalar_t* w = target.data_ptr<scalar_t>();
+    const scalar_t* d = values.data_ptr<scalar_t>();
+    scalar_t* bk = backup.data_ptr<scalar_t>();
+    const acc_t<scalar_t> s = static_cast<acc_t<scalar_t>>(scale);
+    const int64_t* r = rows.data_ptr<int64_t>();
+    const int64_t row_size = target.numel() / target.size(0);
+    at::parallel_for(0, rows.numel(), std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_size)),
+                     [&](int64_t j0, int64_t j1) {
+                       for (int64_t j = j0; j < j1; ++j) {
+                         const int64_t begin = r[j] * row_size;
+                         masked_add_range(w, d + j * row_size, bk + j * row_size, begin, begin + row_size, s, seed,
+                                          counter, threshold, begin);
+                       }
+                     });
   });
 }
 
