@@ -386,8 +386,11 @@ StepResult LossFromModule::Step(Trainer& trainer, const ModelInputs& inputs, con
   if (moves) {
     for (auto& a : args) a.value = MoveTo(a.value, device);
   }
-  LossSpec loss = spec;
-  if (loss.class_weights.defined() && loss.class_weights.device() != device) loss.class_weights = loss.class_weights.to(device);
+  // Class weights follow the parameters once (kept moved), not a copy on every step.
+  if (options_.loss.class_weights.defined() && options_.loss.class_weights.device() != device) {
+    options_.loss.class_weights = options_.loss.class_weights.to(device);
+  }
+  const LossSpec& loss = options_.loss;
 
   Batch batch;
   const int64_t attacked = AttackedIndex(trainer.attacked_input(), args, where);
