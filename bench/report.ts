@@ -107,17 +107,15 @@ interface OpResult {
  */
 interface ScalingResult {
   skipped?: string;
-  model: { inputDim: number; hiddenSizes: number[]; numClasses: number };
-  parameters: number;
-  batchPerProcess: number;
-  steps: number;
+  models: Record<string, { description: string; parameters: number; batchPerProcess: number; steps: number }>;
   cores: number;
   loadAverageStart: number[];
   runs: {
-    method: string; procs: number; batchPerProcess: number; steps: number; examplesPerSecond: number; communicationShare: number;
-    cpuSeconds?: number; // runs from before it was recorded have none
+    model: string; method: string; procs: number; batchPerProcess: number; steps: number; rounds: number;
+    examplesPerSecond: number; examplesPerSecondRange: [number, number]; communicationShare: number; cpuMsPerExample: number;
+    overlap: boolean; // the all-reduce started during the backward
   }[];
-  efficiency: Record<string, number>; // `${method}:${processes}`: throughput ÷ that of 1 process
+  efficiency: Record<string, number>; // `${model}:${method}:${processes}[:after-backward]`: throughput ÷ that of 1 process
 }
 
 // The hand-written notes (bench/NOTES.md): included once, with the date they were written
@@ -331,21 +329,29 @@ function main(): void {
   const sc = fs.existsSync(scalingFile) ? (JSON.parse(fs.readFileSync(scalingFile, 'utf8')) as ScalingResult) : null;
   if (sc && !sc.skipped) {
     L.push('## Data-parallel scaling (bench/scaling.ts)', '');
-    L.push(`An MLP ${sc.model.inputDim}→${sc.model.hiddenSizes.join('→')}→${sc.model.numClasses} (${sc.parameters} parameters), ` +
-      `batch ${sc.batchPerProcess} per process, ${sc.steps} measured steps, 1 thread per process, Gloo on loopback; ` +
-      `${sc.cores} cores, load average ${sc.loadAverageStart.map((v) => v.toFixed(2)).join(' ')} at the start. ` +
-      'Throughput counts the examples of every process; communication is the all-reduce time (waiting for the other ' +
-      'rank included) as a share of the wall time; CPU per example is rank 0\'s process time over its own examples, ' +
-      'which other load on the machine disturbs less than the wall time.', '');
-    L.push('| method | processes | examples/s | × 1 process | communication | CPU ms per example |', '|---|---|---|---|---|---|');
-    for (const r of sc.runs) {
-      const one = sc.runs.find((x) => x.method === r.method && x.procs === 1);
-      const cpu = r.cpuSeconds === undefined ? NaN : (1000 * r.cpuSeconds) / (r.batchPerProcess * r.steps);
-      L.push(`| ${r.method} | ${r.procs} | ${f(r.examplesPerSecond, 0)} | ${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} | ${f(cpu, 2)} |`);
+    L.push(`1 thread per process, Gloo on loopback, ${sc.cores} cores, load average ` +
+      `${sc.loadAverageStart.map((v) => v.toFixed(2)).join(' ')} at the start. Each process trains on its own batch, so 2 processes ` +
+      'do twice the work per step. Throughput counts the examples of every process; "all-reduce" says whether the ' +
+      'gradients\' all-reduce started during the last backward pass (overlapped, the default) or after it; communication ' +
+      'is the time the step waited for it (waiting for the other rank included) as a share of the wall time; CPU per ' +
+      'example is rank 0\'s process time (its Gloo threads included) over its own examples. Figures are medians over the ' +
+      'rounds (every configuration once per round); "range" is the lowest and highest throughput and the number of rounds.', '');
+    for (const [name, m] of Object.entries(sc.models)) {
+      L.push(`**${m.description}**: ${m.parameters} parameters, batch ${m.batchPerProcess} per process, ${m.steps} measured steps.`, '');
+      L.push('| method | processes | all-reduce | examples/s | range | × 1 process | communication | CPU ms per example |', '|---|---|---|---|---|---|---|---|');
+      for (const r of sc.runs.filter((x) => x.model === name)) {
+        const one = sc.runs.find((x) => x.model === name && x.method === r.method && x.procs === 1);
+        const when = r.procs === 1 ? '' : r.overlap ? 'overlapped' : 'after the backward';
+        L.push(`| ${r.method} | ${r.procs} | ${when} | ${f(r.examplesPerSecond, 0)} | ${f(r.examplesPerSecondRange[0], 0)}–${f(r.examplesPerSecondRange[1], 0)} (${r.rounds}) | ` +
+          `${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} | ${f(r.cpuMsPerExample, 2)} |`);
+      }
+      L.push('');
     }
-    L.push('');
-    const two = sc.efficiency['none:2'];
-    if (two !== undefined) targets.push({ name: 'throughput of 2 processes ≥ 1.8× of 1 (plain training, compute-bound model)', value: `${f(two, 2)}×`, ok: two >= 1.8 });
+    for (const method of ['none', 'dropattack']) {
+      const two = sc.efficiency[`resnet32:${method}:2`];
+      const label = method === 'none' ? 'plain training' : 'DropAttack-1';
+      if (two !== undefined) targets.push({ name: `throughput of 2 processes ≥ 1.8× of 1 (${label}, compute-bound model: ResNet-32)`, value: `${f(two, 2)}×`, ok: two >= 1.8 });
+    }
   }
 
   L.push('## Peak resident memory', '');

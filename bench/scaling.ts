@@ -1,10 +1,16 @@
-// Data-parallel scaling: the same compute-bound model trained by 1 and by 2 local
-// processes (1 thread each, Gloo on loopback), each process with its own batch, so that
-// 2 processes do twice the work per step. Reports throughput (examples per second over
-// all processes), the efficiency (throughput of 2 ÷ throughput of 1) and the share of a
-// step spent in the gradients' all-reduce.
+// Data-parallel scaling: the same model trained by 1 and by 2 local processes (1 thread
+// each, Gloo on loopback), each process with its own batch, so that 2 processes do twice
+// the work per step. Reports throughput (examples per second over all processes), the
+// efficiency (throughput of 2 ÷ throughput of 1) and the share of a step spent waiting for
+// the gradients' all-reduce. With 2 processes each configuration runs twice, side by
+// side: the all-reduce overlapped with the backward (the default) and started after it
+// (`overlap: false`).
 //
-//   node dist/bench/scaling.js [--procs 1,2] [--batch 256] [--steps 20] [--warmup 3] [--json out.json]
+// Two models: ResNet-32 on 3x32x32 images (0.47M parameters, ~0.2 s of compute per step
+// of 32: compute-bound, the case data parallelism is for) and an MLP 512→1024→1024→10
+// (1.6M parameters, 6.3 MB of gradients per ~30 ms step: communication-heavy).
+//
+//   node dist/bench/scaling.js [--procs 1,2] [--models resnet32,mlp] [--rounds 3] [--json out.json]
 //
 // Each configuration runs in fresh processes through launchLocal (the launcher of
 // `dropattack train --nproc`); rank 0 writes its figures to a temporary file.
@@ -12,37 +18,81 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { distributedEnv, distributedInfo, launchLocal, Module, ProcessGroup, randint, randn, setNumThreads, Trainer } from '../lib';
+import { distributedEnv, distributedInfo, launchLocal, Module, ModelSpec, ProcessGroup, randint, randn, setNumThreads, Trainer } from '../lib';
 
-interface Options {
-  procs: number[];
+interface Workload {
+  spec: ModelSpec;
+  /** One example's input shape. */
+  input: number[];
   batch: number;
   steps: number;
   warmup: number;
-  method: string;
+  description: string;
+}
+
+const WORKLOADS: Record<string, Workload> = {
+  resnet32: {
+    spec: { kind: 'resnet32', numClasses: 10, dropout: 0 },
+    input: [3, 32, 32],
+    batch: 32,
+    steps: 10,
+    warmup: 2,
+    description: 'ResNet-32, 3x32x32 images (compute-bound)',
+  },
+  mlp: {
+    spec: { kind: 'mlp', inputDim: 512, hiddenSizes: [1024, 1024], numClasses: 10, dropout: 0 },
+    input: [512],
+    batch: 256,
+    steps: 20,
+    warmup: 3,
+    description: 'MLP 512→1024→1024→10 (communication-heavy)',
+  },
+};
+
+interface Options {
+  procs: number[];
+  models: string[];
+  rounds: number;
   json?: string;
 }
 
-const MODEL = { kind: 'mlp' as const, inputDim: 512, hiddenSizes: [1024, 1024], numClasses: 10, dropout: 0 };
+interface WorkerOptions {
+  model: string;
+  method: string;
+  overlap: boolean;
+  out: string;
+}
 
-function parse(argv: string[]): Options & { worker?: string } {
-  const o: Options & { worker?: string } = { procs: [1, 2], batch: 256, steps: 20, warmup: 3, method: 'none' };
+function parse(argv: string[]): Options & { worker?: WorkerOptions } {
+  const o: Options & { worker?: WorkerOptions } = { procs: [1, 2], models: Object.keys(WORKLOADS), rounds: 3 };
+  const w: Partial<WorkerOptions> = { overlap: true };
   for (let k = 0; k < argv.length; k += 2) {
     const key = argv[k].replace(/^--/, '');
     const value = argv[k + 1];
+    if (value === undefined) throw new TypeError(`scaling: --${key} needs a value`);
     if (key === 'json') o.json = value;
-    else if (key === 'worker') o.worker = value;
-    else if (key === 'method') o.method = value;
     else if (key === 'procs') o.procs = value.split(',').map(Number);
-    else if (key === 'batch' || key === 'steps' || key === 'warmup') o[key] = Number(value);
+    else if (key === 'models') o.models = value.split(',');
+    else if (key === 'rounds') o.rounds = Number(value);
+    else if (key === 'worker') w.out = value;
+    else if (key === 'model') w.model = value;
+    else if (key === 'method') w.method = value;
+    else if (key === 'overlap') w.overlap = value !== 'off';
     else throw new TypeError(`scaling: unknown option --${key}`);
   }
+  for (const m of [...o.models, ...(w.model ? [w.model] : [])]) {
+    if (!(m in WORKLOADS)) throw new TypeError(`scaling: unknown model '${m}' (${Object.keys(WORKLOADS).join(', ')})`);
+  }
+  if (w.out !== undefined) o.worker = { model: w.model ?? 'resnet32', method: w.method ?? 'none', overlap: w.overlap ?? true, out: w.out };
   return o;
 }
 
 interface WorkerResult {
+  model: string;
   procs: number;
   method: string;
+  /** The all-reduce started during the backward (false: after it, or one process). */
+  overlap: boolean;
   batchPerProcess: number;
   steps: number;
   seconds: number;
@@ -51,23 +101,24 @@ interface WorkerResult {
   cpuSeconds: number;
 }
 
-async function worker(o: Options, out: string): Promise<void> {
+async function worker(w: WorkerOptions): Promise<void> {
   setNumThreads(1);
+  const wl = WORKLOADS[w.model];
   const env = distributedEnv();
   const group = env !== null && env.worldSize > 1 ? await ProcessGroup.init({ timeoutMs: 120000 }) : null;
-  const model = Module.build(MODEL, { seed: 1 });
-  const attack = o.method === 'dropattack' ? { method: 'dropattack' as const, k: 1, groups: [{ targets: ['*weight'], epsilon: 0.1, p: 0.7 }] } : { method: 'none' as const };
-  const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.01 }, attack, ...(group ? { distributed: { group } } : {}) });
+  const model = Module.build(wl.spec, { seed: 1 });
+  const attack = w.method === 'dropattack' ? { method: 'dropattack' as const, k: 1, groups: [{ targets: ['*weight'], epsilon: 0.1, p: 0.7 }] } : { method: 'none' as const };
+  const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.01 }, attack, ...(group ? { distributed: { group, overlap: w.overlap } } : {}) });
   await trainer.ready;
-  const x = randn([o.batch, MODEL.inputDim]);
-  const y = randint(0, MODEL.numClasses, [o.batch]);
-  for (let s = 0; s < o.warmup; s++) await trainer.step(x, y);
+  const x = randn([wl.batch, ...wl.input]);
+  const y = randint(0, 10, [wl.batch]);
+  for (let s = 0; s < wl.warmup; s++) await trainer.step(x, y);
   // Start together: the clock of each configuration covers the same steps on every rank.
   if (group) await group.barrier();
   let comm = 0;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  for (let s = 0; s < o.steps; s++) {
+  for (let s = 0; s < wl.steps; s++) {
     const r = await trainer.step(x, y, { timePhases: true });
     comm += r.times?.communication ?? 0;
   }
@@ -77,52 +128,97 @@ async function worker(o: Options, out: string): Promise<void> {
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   // The communication share of the slowest rank would be as fair; rank 0's is reported.
   if ((env?.rank ?? 0) === 0) {
-    const result: WorkerResult = { procs: env?.worldSize ?? 1, method: o.method, batchPerProcess: o.batch, steps: o.steps, seconds, communicationSeconds: comm, cpuSeconds };
-    fs.writeFileSync(out, JSON.stringify(result));
+    const result: WorkerResult = {
+      model: w.model,
+      procs: env?.worldSize ?? 1,
+      method: w.method,
+      overlap: group !== null && w.overlap,
+      batchPerProcess: wl.batch,
+      steps: wl.steps,
+      seconds,
+      communicationSeconds: comm,
+      cpuSeconds,
+    };
+    fs.writeFileSync(w.out, JSON.stringify(result));
   }
   group?.close();
 }
 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
-  if (o.worker !== undefined) return worker(o, o.worker);
+  if (o.worker !== undefined) return worker(o.worker);
   if (!distributedInfo().available) {
     console.log('scaling: this build has no distributed support (libgloo-dev); skipped');
     if (o.json) fs.writeFileSync(o.json, JSON.stringify({ skipped: 'no distributed support in this build' }) + '\n');
     return;
   }
   const loadStart = os.loadavg();
-  const runs: (WorkerResult & { examplesPerSecond: number; communicationShare: number })[] = [];
-  for (const method of ['none', 'dropattack']) {
-    for (const n of o.procs) {
-      const out = path.join(os.tmpdir(), `dropattack-scaling-${process.pid}-${method}-${n}.json`);
-      const args = [__filename, '--worker', out, '--method', method, '--batch', String(o.batch), '--steps', String(o.steps), '--warmup', String(o.warmup)];
-      const r = await launchLocal(n, args, { env: { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } });
-      if (r.code !== 0) throw new Error(`scaling: ${n} process(es), ${method}: a worker failed (${JSON.stringify(r.failed)})`);
+  const models: Record<string, { description: string; parameters: number; batchPerProcess: number; steps: number }> = {};
+  interface Config { model: string; method: string; procs: number; overlap: boolean; results: WorkerResult[] }
+  const configs: Config[] = [];
+  for (const name of o.models) {
+    const wl = WORKLOADS[name];
+    models[name] = {
+      description: wl.description,
+      parameters: Module.build(wl.spec, { seed: 1 }).parameters().reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0),
+      batchPerProcess: wl.batch,
+      steps: wl.steps,
+    };
+    for (const method of ['none', 'dropattack']) {
+      for (const n of o.procs) {
+        for (const overlap of n > 1 ? [true, false] : [false]) configs.push({ model: name, method, procs: n, overlap, results: [] });
+      }
+    }
+  }
+  // Rounds: every configuration once per round, so that a slow spell of the machine is
+  // spread over all of them; each configuration's figure is its median over the rounds.
+  const label = (c: Config) => `${c.model} ${c.method} ${c.procs} process(es)${c.procs > 1 ? (c.overlap ? ', overlapped' : ', after the backward') : ''}`;
+  for (let round = 0; round < o.rounds; round++) {
+    for (const c of configs) {
+      const out = path.join(os.tmpdir(), `dropattack-scaling-${process.pid}.json`);
+      const args = [__filename, '--worker', out, '--model', c.model, '--method', c.method, '--overlap', c.overlap ? 'on' : 'off'];
+      const r = await launchLocal(c.procs, args, { env: { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } });
+      if (r.code !== 0) throw new Error(`scaling: ${label(c)}: a worker failed (${JSON.stringify(r.failed)})`);
       const w = JSON.parse(fs.readFileSync(out, 'utf8')) as WorkerResult;
       fs.unlinkSync(out);
-      const examplesPerSecond = (w.procs * w.batchPerProcess * w.steps) / w.seconds;
-      runs.push({ ...w, examplesPerSecond, communicationShare: w.communicationSeconds / w.seconds });
+      c.results.push(w);
       console.log(
-        `scaling: ${method} ${n} process(es): ${examplesPerSecond.toFixed(0)} examples/s, ` +
-          `communication ${(100 * w.communicationSeconds / w.seconds).toFixed(1)}% of the time, ` +
-          `rank 0 CPU ${((1000 * w.cpuSeconds) / (w.batchPerProcess * w.steps)).toFixed(2)} ms per example of its own (load ${os.loadavg()[0].toFixed(2)})`,
+        `scaling: round ${round + 1}/${o.rounds} ${label(c)}: ${((w.procs * w.batchPerProcess * w.steps) / w.seconds).toFixed(0)} examples/s, ` +
+          `communication ${((100 * w.communicationSeconds) / w.seconds).toFixed(1)}% (load ${os.loadavg()[0].toFixed(2)})`,
       );
     }
   }
+  const median = (v: number[]) => {
+    const s = [...v].sort((x, y) => x - y);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const runs = configs.map((c) => {
+    const eps = c.results.map((w) => (w.procs * w.batchPerProcess * w.steps) / w.seconds);
+    const w0 = c.results[0];
+    return {
+      model: c.model,
+      method: c.method,
+      procs: c.procs,
+      overlap: c.overlap,
+      batchPerProcess: w0.batchPerProcess,
+      steps: w0.steps,
+      rounds: c.results.length,
+      examplesPerSecond: median(eps),
+      examplesPerSecondRange: [Math.min(...eps), Math.max(...eps)],
+      communicationShare: median(c.results.map((w) => w.communicationSeconds / w.seconds)),
+      cpuMsPerExample: median(c.results.map((w) => (1000 * w.cpuSeconds) / (w.batchPerProcess * w.steps))),
+    };
+  });
   const efficiency: Record<string, number> = {};
-  for (const method of ['none', 'dropattack']) {
-    const one = runs.find((r) => r.method === method && r.procs === 1);
-    for (const r of runs.filter((x) => x.method === method && x.procs > 1)) {
-      if (one) efficiency[`${method}:${r.procs}`] = r.examplesPerSecond / one.examplesPerSecond;
-    }
+  for (const r of runs) {
+    const one = runs.find((x) => x.model === r.model && x.method === r.method && x.procs === 1);
+    if (r.procs === 1 || !one) continue;
+    const key = `${r.model}:${r.method}:${r.procs}${r.overlap ? '' : ':after-backward'}`;
+    efficiency[key] = r.examplesPerSecond / one.examplesPerSecond;
+    console.log(`scaling: ${key}: ${efficiency[key].toFixed(2)}× the throughput of 1 process (medians of ${o.rounds} rounds)`);
   }
-  for (const [k, v] of Object.entries(efficiency)) console.log(`scaling: ${k} processes: ${v.toFixed(2)}× the throughput of 1`);
   const result = {
-    model: MODEL,
-    parameters: Module.build(MODEL, { seed: 1 }).parameters().reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0),
-    batchPerProcess: o.batch,
-    steps: o.steps,
+    models,
     threadsPerProcess: 1,
     cores: os.cpus().length,
     runs,

@@ -20,9 +20,10 @@ SUITE=trixie
 # What the addon build, the jest suite (Python references use Debian's python3 with torch
 # and NumPy, the offline data tests use Fashion-MNIST), ctest and the find_package
 # consumer need. libnode-dev: Node's headers under /usr/include/node, so cmake-js builds
-# offline with nodedir=/usr.
+# offline with nodedir=/usr. libgloo-dev: the Gloo headers c10d's process group includes
+# (distributed training is built and its tests run against LibTorch 2.6 too).
 PACKAGES=(
-  libtorch-dev libopenblas0-pthread python3-torch python3-numpy
+  libtorch-dev libgloo-dev libopenblas0-pthread python3-torch python3-numpy
   g++ make cmake nodejs npm libnode-dev
   dataset-fashion-mnist git ca-certificates
 )

@@ -17,6 +17,7 @@ interface Run {
   params: Record<string, number[]>;
   checksums: number[];
   world: number;
+  allReduce?: ({ buckets: number; startedInBackward: number } | null)[];
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dropattack-dist-'));
@@ -36,9 +37,9 @@ function single(mode: string, steps: number): Promise<Run> {
 }
 
 /** Runs `n` workers through the launcher. */
-async function job(n: number, mode: string, steps: number): Promise<Run> {
-  const out = path.join(tmp, `job-${n}-${mode}.json`);
-  const r = await launchLocal(n, [WORKER, out, mode, String(steps)], { env: { OMP_NUM_THREADS: '1' } });
+async function job(n: number, mode: string, steps: number, env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const out = path.join(tmp, `job-${n}-${mode}-${Object.values(env).join('-')}.json`);
+  const r = await launchLocal(n, [WORKER, out, mode, String(steps)], { env: { OMP_NUM_THREADS: '1', ...env } });
   if (r.code !== 0) throw new Error(`job ${mode}: worker ${JSON.stringify(r.failed)}`);
   return JSON.parse(fs.readFileSync(out, 'utf8')) as Run;
 }
@@ -77,6 +78,22 @@ describeIf('distributed training (2 processes, loopback)', () => {
     // Each rank's own gradient as the direction is another method: it must differ.
     const local = await job(2, 'local', STEPS);
     expect(maxDiff(one, local)).toBeGreaterThan(1e-5);
+  });
+
+  test('the all-reduce overlapped with the backward gives the same parameters, bit for bit, as after it', async () => {
+    for (const mode of ['plain', 'allreduced']) {
+      const [on, off] = await Promise.all([job(2, mode, STEPS), job(2, mode, STEPS, { DIST_OVERLAP: '0' })]);
+      // Several buckets (bucketMB 0.001), every one started during the last backward pass
+      // when overlapping (every parameter gets a gradient there), none otherwise.
+      for (const a of on.allReduce ?? []) {
+        expect(a?.buckets).toBeGreaterThan(1);
+        expect(a?.startedInBackward).toBe(a?.buckets);
+      }
+      for (const a of off.allReduce ?? []) expect(a?.startedInBackward).toBe(0);
+      expect(on.allReduce).toHaveLength(STEPS);
+      expect(off.checksums).toEqual(on.checksums);
+      expect(maxDiff(on, off)).toBe(0);
+    }
   });
 
   test('a non-finite loss on one rank makes every rank skip that update, and the replicas stay identical', async () => {

@@ -153,6 +153,9 @@ export const RUN_SCHEMA = Type.Object(
                   StringEnum(['local', 'allreduced'], { default: 'local', description: "the gradient each rank attacks with: its own batch's, or the average across ranks" }),
                 ),
                 bucketMB: defaulted(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, default: 25, description: 'size of the all-reduce buckets in MiB' })),
+                overlap: defaulted(
+                  Type.Boolean({ default: true, description: "start each bucket's all-reduce during the last backward pass, as soon as its gradients are there" }),
+                ),
                 timeoutMs: defaulted(Type.Integer({ minimum: 1, default: 300000, description: 'how long to wait for another rank' })),
               },
               {
@@ -504,7 +507,7 @@ export async function makeTrainer(
     attack,
     loss: config.loss,
     autocast: config.training.autocast,
-    ...(group ? { distributed: { group, direction: dist.direction, bucketMB: dist.bucketMB } } : {}),
+    ...(group ? { distributed: { group, direction: dist.direction, bucketMB: dist.bucketMB, overlap: dist.overlap } } : {}),
   };
   try {
     return { model, trainer: new Trainer(model, options) };

@@ -25,6 +25,11 @@ export interface StepResult {
   reason: string | null;
   /** Targets that took the row-sparse embedding path in this step. */
   sparseTargets: string[];
+  /**
+   * Distributed training, in a step whose gradients were averaged: the all-reduce buckets,
+   * and how many of them started during the last backward pass (the rest after it).
+   */
+  allReduce?: { buckets: number; startedInBackward: number };
   /** Seconds per phase, with `timePhases`. */
   times?: {
     /** Forward passes. */
@@ -35,7 +40,7 @@ export interface StepResult {
     perturb: number;
     /** Clipping and the optimizer's update. */
     optimizer: number;
-    /** Collectives of distributed training (0 in one process). */
+    /** Collectives of distributed training (0 in one process): the time they kept the step waiting, not what overlapped the backward. */
     communication: number;
   };
 }
@@ -324,7 +329,7 @@ export interface Binding {
   trainerStep(t: NativeTrainer, inputs: object, target: T | null, options: object): Promise<StepResult>;
   trainerInfo(t: NativeTrainer): { method: string; globalStep: number; targets: string[][] };
   trainerSetGlobalStep(t: NativeTrainer, step: number): void;
-  trainerSetDistributed(t: NativeTrainer, g: NativeProcessGroup, options: { direction: string; bucketBytes: number }): Promise<void>;
+  trainerSetDistributed(t: NativeTrainer, g: NativeProcessGroup, options: { direction: string; bucketBytes: number; overlap: boolean }): Promise<void>;
   distributedInfo(): { available: boolean; backends: string[] };
   processGroupNew(options: object): Promise<NativeProcessGroup>;
   processGroupAllReduce(g: NativeProcessGroup, t: T, op: string): Promise<void>;

@@ -126,6 +126,12 @@ export interface DistributedTrainerOptions {
   direction?: 'local' | 'allreduced';
   /** Size of the all-reduce buckets in MiB. Default 25. */
   bucketMB?: number;
+  /**
+   * Start each bucket's all-reduce during the step's last backward pass, as soon as its
+   * gradients are accumulated (true, default), or only after the backward (false). Same
+   * result either way; overlapping hides communication behind the backward's compute.
+   */
+  overlap?: boolean;
 }
 
 /** Trainer options with every default filled in (what the engine receives). */
@@ -242,18 +248,19 @@ export class Trainer {
 
   constructor(module: Module, options: TrainerOptions = {}) {
     if (!(module instanceof Module)) throw is.invalidType('Trainer', 'module', 'a Module', module);
-    let distributed: { group: ProcessGroup; direction: string; bucketBytes: number } | null = null;
+    let distributed: { group: ProcessGroup; direction: string; bucketBytes: number; overlap: boolean } | null = null;
     if (is.isPlainObject(options) && options.distributed !== undefined) {
       const where = 'Trainer: distributed';
       const { distributed: given, ...rest } = options;
       options = rest;
-      const d = is.options<DistributedTrainerOptions>(where, given, ['group', 'direction', 'bucketMB']);
+      const d = is.options<DistributedTrainerOptions>(where, given, ['group', 'direction', 'bucketMB', 'overlap']);
       if (!(d.group instanceof ProcessGroup)) throw is.invalidType(where, 'group', 'a ProcessGroup', d.group);
       d.group.live(where);
       const direction = d.direction === undefined ? 'local' : is.oneOf(where, 'direction', d.direction, ['local', 'allreduced'] as const);
       const mb = d.bucketMB === undefined ? 25 : is.finite(where, 'bucketMB', d.bucketMB);
       if (!(mb > 0) || mb > 1 << 20) throw is.invalidRange(where, 'bucketMB', 'in (0, 1048576]', d.bucketMB);
-      distributed = { group: d.group, direction, bucketBytes: Math.max(1, Math.round(mb * 1024 * 1024)) };
+      const overlap = d.overlap === undefined ? true : is.boolean(where, 'overlap', d.overlap);
+      distributed = { group: d.group, direction, bucketBytes: Math.max(1, Math.round(mb * 1024 * 1024)), overlap };
     }
     const o = resolveTrainerOptions(options);
     this.module = module;
@@ -271,6 +278,7 @@ export class Trainer {
       const ready = native.trainerSetDistributed(this.handle, distributed.group.live('Trainer'), {
         direction: distributed.direction,
         bucketBytes: distributed.bucketBytes,
+        overlap: distributed.overlap,
       });
       ready.catch(() => undefined); // reported by every step (and by awaiting ready)
       this.ready = ready;

@@ -206,6 +206,12 @@ Napi::Object ResultToJs(Napi::Env env, const engine::StepResult& r, bool times) 
   Napi::Array sparse = Napi::Array::New(env, r.sparse_targets.size());
   for (size_t k = 0; k < r.sparse_targets.size(); ++k) sparse.Set(static_cast<uint32_t>(k), r.sparse_targets[k]);
   o.Set("sparseTargets", sparse);
+  if (r.buckets > 0) {
+    Napi::Object a = Napi::Object::New(env);
+    a.Set("buckets", static_cast<double>(r.buckets));
+    a.Set("startedInBackward", static_cast<double>(r.buckets_in_backward));
+    o.Set("allReduce", a);
+  }
   if (times) {
     Napi::Object t = Napi::Object::New(env);
     t.Set("forward", r.times.forward);
@@ -227,7 +233,7 @@ void BroadcastBuffers(const TrainerState& state) {
   if (!buffers.empty()) state.group->comm->Broadcast(buffers, 0);
 }
 
-// trainerSetDistributed(trainer, group, {direction, bucketBytes}) -> Promise<void>: a
+// trainerSetDistributed(trainer, group, {direction, bucketBytes, overlap}) -> Promise<void>: a
 // collective (rank 0's parameters and buffers are copied to every rank).
 Napi::Value SetDistributed(Info info) {
   Napi::Env env = info.Env();
@@ -242,6 +248,7 @@ Napi::Value SetDistributed(Info info) {
   }
   config.bucket_bytes = IntField(env, o, "distributed", "bucketBytes");
   if (config.bucket_bytes < 1) throw Napi::RangeError::New(env, "Trainer: distributed.bucketBytes must be >= 1");
+  config.overlap = BoolField(env, o, "distributed", "overlap");
   if (state->module->busy) throw TorchError(env, "Trainer: the module is busy (" + state->module->busy_with + " is running)");
   if (state->group) throw TorchError(env, "Trainer: distributed training is already set up");
   state->module->busy = true;

@@ -164,63 +164,45 @@ void Wait(W& work, const DistributedOptions& o, const char* what) {
 
 }  // namespace
 
+namespace {
+
+template <typename W>
+class GlooPending : public Communicator::Pending {
+ public:
+  GlooPending(W work, const DistributedOptions& o) : work_(std::move(work)), options_(o) {}
+  void Wait(const char* what) override { ::dropattack::engine::Wait(work_, options_, what); }
+
+ private:
+  W work_;
+  DistributedOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator::Pending> Communicator::StartSum(const at::Tensor& flat) {
+  TORCH_CHECK(flat.is_contiguous(), "distributed: an all-reduce needs a contiguous tensor");
+  std::vector<at::Tensor> one{flat};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  auto work = impl_->With([&](auto& pg) { return pg.allreduce(one, opts); });
+  return std::make_unique<GlooPending<decltype(work)>>(std::move(work), options_);
+}
+
 void Communicator::AllReduceMean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, double* seconds) {
   const auto t0 = std::chrono::steady_clock::now();
-  struct Bucket {
-    std::vector<at::Tensor> members;
-    int64_t bytes = 0;
-    at::Tensor flat;
-    bool copied = false;
-  };
-  std::vector<Bucket> buckets;
-  for (const at::Tensor& t : tensors) {
-    if (!t.defined() || t.numel() == 0) continue;
-    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
-    Bucket* last = buckets.empty() ? nullptr : &buckets.back();
-    if (last == nullptr || last->members.front().scalar_type() != t.scalar_type() ||
-        last->members.front().device() != t.device() || last->bytes + bytes > bucket_bytes) {
-      buckets.emplace_back();
-      last = &buckets.back();
-    }
-    last->members.push_back(t);
-    last->bytes += bytes;
-  }
-  using WorkPtr = decltype(impl_->gloo->barrier());
-  std::vector<WorkPtr> works;
-  works.reserve(buckets.size());
+  const std::vector<std::vector<size_t>> plan = PlanBuckets(tensors, bucket_bytes);
+  std::vector<BucketAllReduce> buckets(plan.size());
   try {
-    for (Bucket& b : buckets) {
-      if (b.members.size() == 1 && b.members[0].is_contiguous()) {
-        b.flat = b.members[0].view({-1});  // in place, no copy
-      } else {
-        std::vector<at::Tensor> flat;
-        flat.reserve(b.members.size());
-        for (const at::Tensor& m : b.members) flat.push_back(m.reshape({-1}));
-        b.flat = at::cat(flat);
-        b.copied = true;
-      }
-      std::vector<at::Tensor> one{b.flat};
-      c10d::AllreduceOptions opts;
-      opts.reduceOp = c10d::ReduceOp::SUM;
-      works.push_back(impl_->With([&](auto& pg) { return pg.allreduce(one, opts); }));
+    for (size_t b = 0; b < plan.size(); ++b) {
+      std::vector<at::Tensor> members;
+      for (size_t i : plan[b]) members.push_back(tensors[i]);
+      buckets[b].Start(*this, std::move(members), nullptr);  // every one started before any wait
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("distributed: all-reduce of the gradients failed on rank " + std::to_string(rank()) + ": " +
                              What(e));
   }
-  const double inv = 1.0 / static_cast<double>(world_size());
-  for (size_t k = 0; k < buckets.size(); ++k) {
-    Wait(works[k], options_, "the gradients' all-reduce");
-    Bucket& b = buckets[k];
-    b.flat.mul_(inv);
-    if (!b.copied) continue;
-    int64_t at = 0;
-    for (at::Tensor& m : b.members) {
-      const int64_t n = m.numel();
-      m.copy_(b.flat.narrow(0, at, n).view_as(m));
-      at += n;
-    }
-  }
+  for (auto& b : buckets) b.FinishMean("the gradients' all-reduce", world_size());
   if (seconds != nullptr) *seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -248,23 +230,44 @@ void Communicator::AllReduce(at::Tensor& tensor, const std::string& op) {
 void Communicator::Broadcast(const std::vector<at::Tensor>& tensors, int root) {
   TORCH_CHECK(root >= 0 && root < world_size(), "distributed: broadcast root must be in [0, ", world_size(), "), got ",
               root);
+  // Coalesced: one broadcast per bucket of consecutive tensors of one dtype and device (a
+  // ResNet's BatchNorm statistics are dozens of small tensors, each a round trip alone).
+  constexpr int64_t kBucketBytes = 25 << 20;
+  const std::vector<std::vector<size_t>> plan = PlanBuckets(tensors, kBucketBytes);
   using WorkPtr = decltype(impl_->gloo->barrier());
   std::vector<WorkPtr> works;
-  std::vector<std::pair<at::Tensor, at::Tensor>> copies;  // (target, contiguous buffer)
-  for (const at::Tensor& t : tensors) {
-    if (!t.defined() || t.numel() == 0) continue;
-    at::Tensor buf = t.is_contiguous() ? t : t.contiguous();
+  std::vector<at::Tensor> flats;
+  std::vector<char> in_place;
+  for (const auto& bucket : plan) {
+    at::Tensor flat;
+    const bool alone = bucket.size() == 1 && tensors[bucket[0]].is_contiguous();
+    if (alone) {
+      flat = tensors[bucket[0]].view({-1});
+    } else {
+      std::vector<at::Tensor> parts;
+      for (size_t i : bucket) parts.push_back(tensors[i].reshape({-1}));
+      flat = at::cat(parts);
+    }
 #ifdef DROPATTACK_WITH_NCCL
-    if (impl_->nccl && !t.is_cuda()) buf = t.to(at::kCUDA);  // NCCL: CUDA tensors only
+    if (impl_->nccl && !flat.is_cuda()) flat = flat.to(at::kCUDA);  // NCCL: CUDA tensors only
 #endif
-    if (!buf.is_same(t)) copies.emplace_back(t, buf);
-    std::vector<at::Tensor> one{buf};
+    in_place.push_back(alone && flat.data_ptr() == tensors[bucket[0]].data_ptr());
+    flats.push_back(flat);
+    std::vector<at::Tensor> one{flat};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     works.push_back(impl_->With([&](auto& pg) { return pg.broadcast(one, opts); }));
   }
   for (auto& w : works) Wait(w, options_, "broadcast");
-  for (auto& c : copies) c.first.copy_(c.second);
+  for (size_t b = 0; b < plan.size(); ++b) {
+    if (in_place[b] != 0) continue;
+    int64_t at = 0;
+    for (size_t i : plan[b]) {
+      const at::Tensor& t = tensors[i];
+      t.copy_(flats[b].narrow(0, at, t.numel()).view(t.sizes()));
+      at += t.numel();
+    }
+  }
 }
 
 void Communicator::Barrier() {
@@ -301,12 +304,75 @@ namespace {
 
 std::shared_ptr<Communicator> Communicator::Create(const DistributedOptions&) { NotBuilt(); }
 void Communicator::AllReduceMean(const std::vector<at::Tensor>&, int64_t, double*) { NotBuilt(); }
+std::unique_ptr<Communicator::Pending> Communicator::StartSum(const at::Tensor&) { NotBuilt(); }
 void Communicator::AllReduce(at::Tensor&, const std::string&) { NotBuilt(); }
 void Communicator::Broadcast(const std::vector<at::Tensor>&, int) { NotBuilt(); }
 void Communicator::Barrier() { NotBuilt(); }
 void Communicator::Close() {}
 
 #endif
+
+std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  std::vector<std::vector<size_t>> plan;
+  int64_t bytes = 0;
+  const at::Tensor* first = nullptr;  // the last bucket's first member
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor& t = tensors[i];
+    if (!t.defined() || t.numel() == 0) continue;
+    const int64_t n = t.numel() * static_cast<int64_t>(t.element_size());
+    if (first == nullptr || first->scalar_type() != t.scalar_type() || first->device() != t.device() ||
+        bytes + n > bucket_bytes) {
+      plan.emplace_back();
+      first = &t;
+      bytes = 0;
+    }
+    plan.back().push_back(i);
+    bytes += n;
+  }
+  return plan;
+}
+
+void BucketAllReduce::Start(Communicator& comm, std::vector<at::Tensor> members, at::Tensor* buffer) {
+  TORCH_CHECK(!members.empty(), "distributed: an empty bucket");
+  members_ = std::move(members);
+  if (members_.size() == 1 && members_[0].is_contiguous()) {
+    flat_ = members_[0].view({-1});  // in place, no copy
+    copied_ = false;
+  } else {
+    int64_t n = 0;
+    for (const at::Tensor& m : members_) n += m.numel();
+    if (buffer != nullptr && buffer->defined() && buffer->numel() == n && buffer->scalar_type() == members_[0].scalar_type() &&
+        buffer->device() == members_[0].device()) {
+      flat_ = *buffer;
+    } else {
+      flat_ = at::empty({n}, members_[0].options().memory_format(at::MemoryFormat::Contiguous));
+      if (buffer != nullptr) *buffer = flat_;
+    }
+    int64_t at = 0;
+    for (const at::Tensor& m : members_) {
+      flat_.narrow(0, at, m.numel()).view_as(m).copy_(m);
+      at += m.numel();
+    }
+    copied_ = true;
+  }
+  work_ = comm.StartSum(flat_);
+}
+
+void BucketAllReduce::FinishMean(const char* what, double world_size) {
+  TORCH_CHECK(work_ != nullptr, "distributed: a bucket waited on before it was started");
+  std::unique_ptr<Communicator::Pending> work = std::move(work_);
+  work->Wait(what);
+  flat_.mul_(1.0 / world_size);
+  if (copied_) {
+    int64_t at = 0;
+    for (at::Tensor& m : members_) {
+      m.copy_(flat_.narrow(0, at, m.numel()).view_as(m));
+      at += m.numel();
+    }
+  }
+  members_.clear();
+  flat_ = at::Tensor();
+}
 
 }  // namespace engine
 }  // namespace dropattack

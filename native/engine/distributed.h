@@ -52,6 +52,19 @@ class Communicator {
   /// before the first is waited on, so the backend overlaps them. Adds the seconds spent
   /// to *seconds when given.
   void AllReduceMean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, double* seconds = nullptr);
+
+  /// A collective started and not yet waited on.
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    /// Blocks until it is done; fails naming `what` when another rank has exited, failed
+    /// or not answered within the timeout.
+    virtual void Wait(const char* what) = 0;
+  };
+  /// Starts summing one contiguous tensor across ranks, in place, and returns at once: the
+  /// backend's threads do the work. Every rank must start the same collectives in the same
+  /// order.
+  std::unique_ptr<Pending> StartSum(const at::Tensor& flat);
   /// Sum, max or min in place ("sum" | "max" | "min").
   void AllReduce(at::Tensor& tensor, const std::string& op);
   /// Rank `root`'s values into every rank's tensors, in place.
@@ -67,6 +80,29 @@ class Communicator {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Groups `tensors` (by index, in the given order) into buckets of consecutive entries of
+/// one dtype and device and at most `bucket_bytes` each (a larger tensor gets a bucket of
+/// its own). Undefined and empty entries are left out.
+std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes);
+
+/// One bucket's averaging: its members are copied into one flat buffer (a lone contiguous
+/// member is reduced in place, without a copy), summed across ranks, then divided by the
+/// world size and copied back.
+class BucketAllReduce {
+ public:
+  /// Starts the sum. `buffer` is reused from one step to the next when it fits.
+  void Start(Communicator& comm, std::vector<at::Tensor> members, at::Tensor* buffer);
+  /// Waits, then writes the mean into the members.
+  void FinishMean(const char* what, double world_size);
+  bool started() const { return work_ != nullptr; }
+
+ private:
+  std::vector<at::Tensor> members_;
+  at::Tensor flat_;
+  bool copied_ = false;
+  std::unique_ptr<Communicator::Pending> work_;
+};
+
 /// How a Trainer uses its Communicator.
 struct DistributedConfig {
   std::shared_ptr<Communicator> comm;
@@ -76,6 +112,9 @@ struct DistributedConfig {
   // pass).
   std::string direction = "local";
   int64_t bucket_bytes = 25 << 20;
+  // Start each bucket's all-reduce during the step's last backward pass, as soon as all of
+  // its gradients are there (GradientReducer), rather than after it.
+  bool overlap = true;
 };
 
 }  // namespace engine

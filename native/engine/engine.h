@@ -102,6 +102,8 @@ struct StepResult {
   std::string reason;                  // why not, when !applied
   bool accumulated = false;            // gradients were kept for a later micro-batch
   std::vector<std::string> sparse_targets;  // targets that took the row-sparse path
+  int64_t buckets = 0;                 // distributed: the gradients' all-reduce buckets (0: none ran)
+  int64_t buckets_in_backward = 0;     // of those, started during the last backward pass
   PhaseTimes times;
 };
 
@@ -114,6 +116,8 @@ struct StepOptions {
   bool grad_norm = true;       // compute the norm (and refuse a non-finite gradient); clipping needs it
 };
 
+class GradientReducer;
+
 class Trainer {
  public:
   /// `parameters`: the model's parameters, in model order. Those that do not require grad
@@ -125,6 +129,9 @@ class Trainer {
   /// The same from a torch::nn::Module's `named_parameters()`.
   Trainer(const torch::OrderedDict<std::string, at::Tensor>& parameters, AttackConfig attack,
           std::unique_ptr<torch::optim::Optimizer> optimizer);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   StepResult step(const Batch& batch, const LossFn& loss, const StepOptions& options = {});
 
@@ -170,6 +177,9 @@ class Trainer {
   // group 0's and keeps every other group's ratio to it.
   std::vector<double> base_lrs_;
   DistributedConfig dist_;
+  // Averages the update's gradients across ranks, during the last backward pass when
+  // dist_.overlap (set with dist_).
+  std::unique_ptr<GradientReducer> reducer_;
   // A micro-batch whose loss was not finite on this rank while accumulating; reported when
   // the ranks agree on the update (distributed only).
   std::string dist_pending_failure_;

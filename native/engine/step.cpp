@@ -10,6 +10,7 @@
 
 #include "fused_adam.h"
 #include "methods/registry.h"
+#include "reducer.h"
 
 namespace dropattack {
 namespace engine {
@@ -32,6 +33,7 @@ StepContext::~StepContext() {
   } catch (...) {
     // Restores are copies into tensors we hold; nothing sensible is left to do.
   }
+  if (reducer_busy) tr.reducer_->Reset();
 }
 
 void StepContext::RestoreTo(size_t mark) {
@@ -81,6 +83,18 @@ double StepContext::Pass(double weight, bool backward, at::Tensor* keep) {
     result.times.backward += Seconds(t1, Clock::now());
   }
   return value;
+}
+
+double StepContext::LastPass(double weight) {
+  GradientReducer* r = tr.reducer_.get();
+  if (r == nullptr || !tr.dist_.overlap || opt.accumulate) return Pass(weight);
+  reducer_busy = true;
+  r->Arm();
+  struct Disarm {
+    GradientReducer* r;
+    ~Disarm() { r->Disarm(); }
+  } disarm{r};
+  return Pass(weight);
 }
 
 ops::PerturbOptions StepContext::PerturbOpts(double radius, double p, size_t g, size_t j) const {
@@ -284,7 +298,7 @@ bool StepContext::WeightAscent(const std::function<bool(std::vector<Move>&)>& pl
     for (const Move& m : moves) result.skipped[m.g]++;
   }
   ZeroGrads();
-  const double adv = Pass(1.0);
+  const double adv = LastPass(1.0);
   if (failed) {
     Fail("the adversarial loss is not finite");
     return false;
@@ -381,34 +395,18 @@ void CheckDense(const at::Tensor& g, const std::string& name) {
 }  // namespace
 
 bool StepContext::AverageGradients(const std::string& reason) {
-  // Every parameter takes part on every rank (a zero stand-in where this rank has no
-  // gradient), and one more element says whether any rank's step failed, so that all
-  // ranks agree to skip the update in the same all-reduce.
-  std::vector<at::Tensor> list;
-  std::vector<std::pair<size_t, at::Tensor>> stand_ins;
-  for (size_t i = 0; i < tr.params_.size(); ++i) {
-    const at::Tensor& g = tr.params_[i].second.grad();
-    CheckDense(g, tr.params_[i].first);
-    if (g.defined()) {
-      list.push_back(g);
-    } else {
-      at::Tensor z = at::zeros_like(tr.params_[i].second);
-      stand_ins.emplace_back(i, z);
-      list.push_back(z);
-    }
-  }
-  const at::Tensor& first = tr.params_.front().second;
-  at::Tensor flag = at::full({1}, reason.empty() ? 0.0 : 1.0,
-                             first.options().dtype(at::isFloatingType(first.scalar_type()) ? first.scalar_type() : at::kFloat));
-  list.push_back(flag);
-  tr.dist_.comm->AllReduceMean(list, tr.dist_.bucket_bytes, &result.times.communication);
-  if (flag.item<double>() > 0) {
+  // Every parameter takes part on every rank (zeros where this rank has no gradient), and
+  // one more all-reduce says whether any rank's step failed, so that all ranks agree to
+  // skip the update.
+  for (const auto& p : tr.params_) CheckDense(p.second.grad(), p.first);
+  reducer_busy = true;
+  const double failures = tr.reducer_->Finish(reason.empty() ? 0.0 : 1.0, &result.times.communication);
+  reducer_busy = false;
+  result.buckets = static_cast<int64_t>(tr.reducer_->buckets());
+  result.buckets_in_backward = static_cast<int64_t>(tr.reducer_->started_in_backward());
+  if (failures > 0) {
     Fail(reason.empty() ? "a loss is not finite on another rank" : reason);
     return false;
-  }
-  for (auto& s : stand_ins) {
-    // A gradient on another rank only (a branch this rank's batch did not take).
-    if (s.second.abs().max().item<double>() > 0) tr.params_[s.first].second.mutable_grad() = s.second;
   }
   return true;
 }

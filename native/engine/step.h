@@ -71,6 +71,12 @@ class StepContext {
   // Forward at the current parameters; backward of loss * weight unless `backward` is
   // false. Returns the loss, or NaN (and sets failed) when it is not finite.
   double Pass(double weight, bool backward = true, at::Tensor* keep = nullptr);
+  // The step's last pass (a forward and backward of loss * weight, as Pass): in distributed
+  // training the gradients' all-reduce starts bucket by bucket during its backward
+  // (GradientReducer). A method calls it for its last backward and leaves the gradients
+  // as they are after it. A method that never calls it is still correct: then every
+  // bucket starts after its last pass.
+  double LastPass(double weight);
 
   // Applies perturb() to target t with direction d (dense, or a sparse COO gradient);
   // returns false when skipped.
@@ -126,6 +132,9 @@ class StepContext {
   // run on, so that every rank takes part in the same collectives, and Update() lets all
   // ranks agree to skip the update.
   std::string local_failure;
+  // The reducer is armed or has buckets running: the destructor resets it when the step
+  // ends with an exception before Update().
+  bool reducer_busy = false;
 
  private:
   ops::PerturbOptions PerturbOpts(double radius, double p, size_t g, size_t j) const;

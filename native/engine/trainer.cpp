@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "fused_adam.h"
 #include "methods/registry.h"
+#include "reducer.h"
 #include "step.h"
 
 namespace dropattack {
@@ -213,8 +214,13 @@ void Trainer::set_distributed(DistributedConfig config) {
   std::vector<at::Tensor> tensors;
   for (const auto& p : params_) tensors.push_back(p.second.detach());
   config.comm->Broadcast(tensors, 0);
+  std::vector<at::Tensor> trained;
+  for (const auto& p : params_) trained.push_back(p.second);
+  reducer_ = std::make_unique<GradientReducer>(config.comm, std::move(trained), config.bucket_bytes);
   dist_ = std::move(config);
 }
+
+Trainer::~Trainer() = default;
 
 StepResult Trainer::step(const Batch& batch, const LossFn& loss, const StepOptions& options) {
   StepContext context(*this, batch, loss, options);

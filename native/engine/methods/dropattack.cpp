@@ -29,7 +29,8 @@ bool RunDropAttack(StepContext& c) {
       for (size_t j = 0; j < targets.size(); ++j) {
         if (!c.Perturb(targets[j], directions[j], radius[j], group.p, g, j)) c.result.skipped[g]++;
       }
-      const double loss = c.Pass(1.0 / k);
+      const bool last = g + 1 == a.groups.size() && t + 1 == a.k;
+      const double loss = last ? c.LastPass(1.0 / k) : c.Pass(1.0 / k);
       if (c.failed) {
         c.Fail("an adversarial loss of group " + std::to_string(g) + " is not finite");
         return false;

@@ -32,7 +32,7 @@ bool Run(StepContext& c) {
   for (int t = 0; t < a.k; ++t) {
     std::vector<at::Tensor> before(all.size());
     for (size_t j = 0; j < all.size(); ++j) before[j] = c.Grad(*all[j]).clone();
-    const double loss = c.Pass(1.0 / k);
+    const double loss = t == a.k - 1 ? c.LastPass(1.0 / k) : c.Pass(1.0 / k);
     if (c.failed) {
       c.Fail(t == 0 ? "the clean loss is not finite" : "an adversarial loss is not finite");
       return false;

@@ -8,7 +8,7 @@ namespace methods {
 namespace {
 
 bool Run(StepContext& c) {
-  c.result.clean_loss = c.Pass(1.0);
+  c.result.clean_loss = c.LastPass(1.0);
   if (c.failed) {
     c.Fail("the clean loss is not finite");
     return false;

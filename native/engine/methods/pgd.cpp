@@ -49,7 +49,7 @@ bool Run(StepContext& c) {
       }
       const bool final_step = t == a.k - 1;
       if (final_step) {
-        last = c.Pass(1.0);
+        last = g + 1 == a.groups.size() ? c.LastPass(1.0) : c.Pass(1.0);
       } else {
         at::Tensor loss;
         last = c.Pass(1.0, /*backward=*/false, &loss);
