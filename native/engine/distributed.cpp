@@ -312,7 +312,8 @@ void Communicator::Close() {}
 
 #endif
 
-std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes,
+                                             int64_t first_bucket_bytes) {
   std::vector<std::vector<size_t>> plan;
   int64_t bytes = 0;
   const at::Tensor* first = nullptr;  // the last bucket's first member
@@ -321,7 +322,7 @@ std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tens
     if (!t.defined() || t.numel() == 0) continue;
     const int64_t n = t.numel() * static_cast<int64_t>(t.element_size());
     if (first == nullptr || first->scalar_type() != t.scalar_type() || first->device() != t.device() ||
-        bytes + n > bucket_bytes) {
+        bytes + n > (plan.size() == 1 && first_bucket_bytes > 0 ? first_bucket_bytes : bucket_bytes)) {
       plan.emplace_back();
       first = &t;
       bytes = 0;

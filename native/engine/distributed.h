@@ -82,8 +82,10 @@ class Communicator {
 
 /// Groups `tensors` (by index, in the given order) into buckets of consecutive entries of
 /// one dtype and device and at most `bucket_bytes` each (a larger tensor gets a bucket of
-/// its own). Undefined and empty entries are left out.
-std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes);
+/// its own). Undefined and empty entries are left out. The first bucket holds at most
+/// `first_bucket_bytes` when that is given (> 0).
+std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes,
+                                             int64_t first_bucket_bytes = 0);
 
 /// One bucket's averaging: its members are copied into one flat buffer (a lone contiguous
 /// member is reduced in place, without a copy), summed across ranks, then divided by the

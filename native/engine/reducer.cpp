@@ -30,9 +30,10 @@ GradientReducer::GradientReducer(std::shared_ptr<Communicator> comm, std::vector
                                  int64_t bucket_bytes)
     : comm_(std::move(comm)), params_(std::move(params)) {
   TORCH_CHECK(comm_ != nullptr, "GradientReducer: no process group");
-  // Reverse model order: the last layers' gradients come first in a backward pass.
+  // Reverse model order: the last layers' gradients come first in a backward pass. The
+  // first bucket is small (1 MiB, as DDP's), so that communication starts early.
   std::vector<at::Tensor> reversed(params_.rbegin(), params_.rend());
-  plan_ = PlanBuckets(reversed, bucket_bytes);
+  plan_ = PlanBuckets(reversed, bucket_bytes, std::min<int64_t>(bucket_bytes, kFirstBucketBytes));
   const size_t n = params_.size();
   bucket_of_.assign(n, plan_.size());  // an empty parameter belongs to no bucket
   for (auto& bucket : plan_) {

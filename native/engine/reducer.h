@@ -34,6 +34,8 @@ namespace engine {
 
 class GradientReducer {
  public:
+  static constexpr int64_t kFirstBucketBytes = 1 << 20;
+
   /// `params`: the trained parameters (leaves that require grad), in model order.
   GradientReducer(std::shared_ptr<Communicator> comm, std::vector<at::Tensor> params, int64_t bucket_bytes);
   ~GradientReducer();
