@@ -114,8 +114,9 @@ interface ScalingResult {
     model: string; method: string; procs: number; batchPerProcess: number; steps: number; rounds: number;
     examplesPerSecond: number; examplesPerSecondRange: [number, number]; communicationShare: number; cpuMsPerExample: number;
     overlap: boolean; // the all-reduce started during the backward
+    independent: boolean; // processes side by side without a process group (the machine's ceiling)
   }[];
-  efficiency: Record<string, number>; // `${model}:${method}:${processes}[:after-backward]`: throughput ÷ that of 1 process
+  efficiency: Record<string, number>; // `${model}:${method}:${processes}[:after-backward|:independent]`: throughput ÷ that of 1 process
 }
 
 // The hand-written notes (bench/NOTES.md): included once, with the date they were written
@@ -334,14 +335,16 @@ function main(): void {
       'do twice the work per step. Throughput counts the examples of every process; "all-reduce" says whether the ' +
       'gradients\' all-reduce started during the last backward pass (overlapped, the default) or after it; communication ' +
       'is the time the step waited for it (waiting for the other rank included) as a share of the wall time; CPU per ' +
-      'example is rank 0\'s process time (its Gloo threads included) over its own examples. Figures are medians over the ' +
+      'example is rank 0\'s process time (its Gloo threads included) over its own examples. "none (independent)" is 2 processes ' +
+      'training side by side without a process group: the most 2 processes get out of this machine, the ceiling of the ' +
+      'data-parallel rows. Figures are medians over the ' +
       'rounds (every configuration once per round); "range" is the lowest and highest throughput and the number of rounds.', '');
     for (const [name, m] of Object.entries(sc.models)) {
       L.push(`**${m.description}**: ${m.parameters} parameters, batch ${m.batchPerProcess} per process, ${m.steps} measured steps.`, '');
       L.push('| method | processes | all-reduce | examples/s | range | × 1 process | communication | CPU ms per example |', '|---|---|---|---|---|---|---|---|');
       for (const r of sc.runs.filter((x) => x.model === name)) {
         const one = sc.runs.find((x) => x.model === name && x.method === r.method && x.procs === 1);
-        const when = r.procs === 1 ? '' : r.overlap ? 'overlapped' : 'after the backward';
+        const when = r.procs === 1 ? '' : r.independent ? 'none (independent)' : r.overlap ? 'overlapped' : 'after the backward';
         L.push(`| ${r.method} | ${r.procs} | ${when} | ${f(r.examplesPerSecond, 0)} | ${f(r.examplesPerSecondRange[0], 0)}–${f(r.examplesPerSecondRange[1], 0)} (${r.rounds}) | ` +
           `${one ? f(r.examplesPerSecond / one.examplesPerSecond, 2) : ''} | ${pct(r.communicationShare)} | ${f(r.cpuMsPerExample, 2)} |`);
       }

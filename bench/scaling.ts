@@ -4,7 +4,9 @@
 // efficiency (throughput of 2 ÷ throughput of 1) and the share of a step spent waiting for
 // the gradients' all-reduce. With 2 processes each configuration runs twice, side by
 // side: the all-reduce overlapped with the backward (the default) and started after it
-// (`overlap: false`).
+// (`overlap: false`), and a third time as 2 independent processes that never communicate
+// (each trains alone): the most 2 processes get out of this machine, so that the
+// all-reduce's own cost is the difference between that and the data-parallel runs.
 //
 // Two models: ResNet-32 on 3x32x32 images (0.47M parameters, ~0.2 s of compute per step
 // of 32: compute-bound, the case data parallelism is for) and an MLP 512→1024→1024→10
@@ -60,6 +62,7 @@ interface WorkerOptions {
   model: string;
   method: string;
   overlap: boolean;
+  independent: boolean;
   out: string;
 }
 
@@ -78,12 +81,13 @@ function parse(argv: string[]): Options & { worker?: WorkerOptions } {
     else if (key === 'model') w.model = value;
     else if (key === 'method') w.method = value;
     else if (key === 'overlap') w.overlap = value !== 'off';
+    else if (key === 'independent') w.independent = value === 'on';
     else throw new TypeError(`scaling: unknown option --${key}`);
   }
   for (const m of [...o.models, ...(w.model ? [w.model] : [])]) {
     if (!(m in WORKLOADS)) throw new TypeError(`scaling: unknown model '${m}' (${Object.keys(WORKLOADS).join(', ')})`);
   }
-  if (w.out !== undefined) o.worker = { model: w.model ?? 'resnet32', method: w.method ?? 'none', overlap: w.overlap ?? true, out: w.out };
+  if (w.out !== undefined) o.worker = { model: w.model ?? 'resnet32', method: w.method ?? 'none', overlap: w.overlap ?? true, independent: w.independent ?? false, out: w.out };
   return o;
 }
 
@@ -93,6 +97,8 @@ interface WorkerResult {
   method: string;
   /** The all-reduce started during the backward (false: after it, or one process). */
   overlap: boolean;
+  /** The processes trained side by side without a process group. */
+  independent: boolean;
   batchPerProcess: number;
   steps: number;
   seconds: number;
@@ -105,10 +111,12 @@ async function worker(w: WorkerOptions): Promise<void> {
   setNumThreads(1);
   const wl = WORKLOADS[w.model];
   const env = distributedEnv();
+  // Independent processes join a group too, only for the barriers around the measured
+  // steps (so that both are measured over the same time); their Trainers do not use it.
   const group = env !== null && env.worldSize > 1 ? await ProcessGroup.init({ timeoutMs: 120000 }) : null;
   const model = Module.build(wl.spec, { seed: 1 });
   const attack = w.method === 'dropattack' ? { method: 'dropattack' as const, k: 1, groups: [{ targets: ['*weight'], epsilon: 0.1, p: 0.7 }] } : { method: 'none' as const };
-  const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.01 }, attack, ...(group ? { distributed: { group, overlap: w.overlap } } : {}) });
+  const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.01 }, attack, ...(group && !w.independent ? { distributed: { group, overlap: w.overlap } } : {}) });
   await trainer.ready;
   const x = randn([wl.batch, ...wl.input]);
   const y = randint(0, 10, [wl.batch]);
@@ -132,7 +140,8 @@ async function worker(w: WorkerOptions): Promise<void> {
       model: w.model,
       procs: env?.worldSize ?? 1,
       method: w.method,
-      overlap: group !== null && w.overlap,
+      overlap: group !== null && !w.independent && w.overlap,
+      independent: w.independent,
       batchPerProcess: wl.batch,
       steps: wl.steps,
       seconds,
@@ -154,7 +163,7 @@ async function main(): Promise<void> {
   }
   const loadStart = os.loadavg();
   const models: Record<string, { description: string; parameters: number; batchPerProcess: number; steps: number }> = {};
-  interface Config { model: string; method: string; procs: number; overlap: boolean; results: WorkerResult[] }
+  interface Config { model: string; method: string; procs: number; overlap: boolean; independent: boolean; results: WorkerResult[] }
   const configs: Config[] = [];
   for (const name of o.models) {
     const wl = WORKLOADS[name];
@@ -166,17 +175,20 @@ async function main(): Promise<void> {
     };
     for (const method of ['none', 'dropattack']) {
       for (const n of o.procs) {
-        for (const overlap of n > 1 ? [true, false] : [false]) configs.push({ model: name, method, procs: n, overlap, results: [] });
+        for (const overlap of n > 1 ? [true, false] : [false]) configs.push({ model: name, method, procs: n, overlap, independent: false, results: [] });
+        if (n > 1) configs.push({ model: name, method, procs: n, overlap: false, independent: true, results: [] });
       }
     }
   }
   // Rounds: every configuration once per round, so that a slow spell of the machine is
   // spread over all of them; each configuration's figure is its median over the rounds.
-  const label = (c: Config) => `${c.model} ${c.method} ${c.procs} process(es)${c.procs > 1 ? (c.overlap ? ', overlapped' : ', after the backward') : ''}`;
+  const when = (c: { procs: number; overlap: boolean; independent: boolean }) =>
+    c.procs === 1 ? '' : c.independent ? 'independent' : c.overlap ? 'overlapped' : 'after the backward';
+  const label = (c: Config) => `${c.model} ${c.method} ${c.procs} process(es)${c.procs > 1 ? `, ${when(c)}` : ''}`;
   for (let round = 0; round < o.rounds; round++) {
     for (const c of configs) {
       const out = path.join(os.tmpdir(), `dropattack-scaling-${process.pid}.json`);
-      const args = [__filename, '--worker', out, '--model', c.model, '--method', c.method, '--overlap', c.overlap ? 'on' : 'off'];
+      const args = [__filename, '--worker', out, '--model', c.model, '--method', c.method, '--overlap', c.overlap ? 'on' : 'off', '--independent', c.independent ? 'on' : 'off'];
       const r = await launchLocal(c.procs, args, { env: { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } });
       if (r.code !== 0) throw new Error(`scaling: ${label(c)}: a worker failed (${JSON.stringify(r.failed)})`);
       const w = JSON.parse(fs.readFileSync(out, 'utf8')) as WorkerResult;
@@ -200,6 +212,7 @@ async function main(): Promise<void> {
       method: c.method,
       procs: c.procs,
       overlap: c.overlap,
+      independent: c.independent,
       batchPerProcess: w0.batchPerProcess,
       steps: w0.steps,
       rounds: c.results.length,
@@ -213,7 +226,7 @@ async function main(): Promise<void> {
   for (const r of runs) {
     const one = runs.find((x) => x.model === r.model && x.method === r.method && x.procs === 1);
     if (r.procs === 1 || !one) continue;
-    const key = `${r.model}:${r.method}:${r.procs}${r.overlap ? '' : ':after-backward'}`;
+    const key = `${r.model}:${r.method}:${r.procs}${r.independent ? ':independent' : r.overlap ? '' : ':after-backward'}`;
     efficiency[key] = r.examplesPerSecond / one.examplesPerSecond;
     console.log(`scaling: ${key}: ${efficiency[key].toFixed(2)}× the throughput of 1 process (medians of ${o.rounds} rounds)`);
   }
