@@ -29,7 +29,12 @@ export interface StepResult {
    * Distributed training, in a step whose gradients were averaged: the all-reduce buckets,
    * and how many of them started during the last backward pass (the rest after it).
    */
-  allReduce?: { buckets: number; startedInBackward: number };
+  allReduce?: {
+    /** The buckets the gradients were averaged in. */
+    buckets: number;
+    /** Of those, the ones whose all-reduce started during the last backward pass. */
+    startedInBackward: number;
+  };
   /** Seconds per phase, with `timePhases`. */
   times?: {
     /** Forward passes. */
