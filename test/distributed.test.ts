@@ -96,6 +96,13 @@ describeIf('distributed training (2 processes, loopback)', () => {
     }
   });
 
+  test('micro-batches: 2 processes x 2 micro-batches of 16 equal 1 process with 64, the all-reduce only on the update', async () => {
+    const [one, two] = await Promise.all([single('plain', STEPS), job(2, 'accum', STEPS)]);
+    expect(maxDiff(one, two)).toBeLessThan(1e-6);
+    for (const a of two.allReduce ?? []) expect(a?.startedInBackward).toBe(a?.buckets);
+    expect(two.allReduce).toHaveLength(STEPS);
+  });
+
   test('a non-finite loss on one rank makes every rank skip that update, and the replicas stay identical', async () => {
     // The worker checks each rank's result and the replicas' checksums after every step.
     const two = await job(2, 'nan', 4);
