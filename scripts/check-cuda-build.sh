@@ -8,6 +8,7 @@
 # and untracked ones git does not ignore), it builds
 #   (a) the C++ library with its example and tests (-DDROPATTACK_BUILD_TESTS=ON), and
 #   (b) the Node addon with cmake-js,
+# both with distributed training on c10d with Gloo and NCCL (libgloo-cuda-dev, libnccl-dev),
 # for the CUDA architectures in DROPATTACK_CUDA_ARCHITECTURES (default 80;90), and checks
 # that the programs and the addon link, that they use the shared CUDA runtime
 # (libcudart.so, no cudart_static), and that the kernels are in the binaries for exactly
@@ -51,6 +52,11 @@ standin_version=2  # the cuDNN stand-in's version: a root with another one gets 
 packages=(g++ cmake make binutils nodejs npm libnode-dev nvidia-cuda-toolkit libtorch-cuda-dev)
 recipe+=" ${packages[*]}"
 ready="$root/.dropattack-root-ready"
+# Added to a root of this recipe when missing (so that adding them does not make the
+# whole root again): the headers c10d's Gloo and NCCL process groups include. Gloo's must
+# be libgloo-cuda-dev (contrib), the build libtorch-cuda links: the CPU one, libgloo-dev,
+# conflicts with it, and installing that would remove libtorch-cuda-dev.
+extra_packages=(libgloo-cuda-dev libnccl-dev)
 
 say() { printf 'check-cuda-build: %s\n' "$*"; }
 die() { printf 'check-cuda-build: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -209,6 +215,19 @@ if [[ -f "$ready" && "$(cat "$ready")" == "$recipe" ]]; then
 else
   make_root
 fi
+missing_extra=()
+for p in libtorch-cuda-dev "${extra_packages[@]}"; do
+  in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing_extra+=("$p")
+done
+if ((${#missing_extra[@]})); then
+  say "installing ${missing_extra[*]}"
+  mount_all
+  # libtorch-cuda-dev named too, so that apt never resolves a conflict by removing it.
+  { apt_in update && apt_in install -y --no-install-recommends libtorch-cuda-dev "${extra_packages[@]}" && apt_in clean; } \
+    >>"$root/var/log/dropattack-root-setup.log" 2>&1 \
+    || { tail -20 "$root/var/log/dropattack-root-setup.log" >&2; die "installing ${missing_extra[*]} failed"; }
+  unmount_all
+fi
 t_root=$(stamp)
 if ((prepare_only)); then
   say "root prepared in $((t_root - t_start)) s"
@@ -315,6 +334,20 @@ if grep -l -- '-L[^ ]*/gcc/' $links >/dev/null 2>&1; then
   bad "a GCC library directory on a link line: $(grep -o -- '-L[^ ]*/gcc/[^ ]*' $links | sort -u | tr '\n' ' ')"
 else
   ok "no GCC library directory (-L.../gcc/...) on any link line"
+fi
+# Distributed training was built with both process groups.
+for log in "$work/cpp-configure.log" "$work/addon-build.log"; do
+  if grep -q 'dropattack: distributed training on c10d (gloo, nccl)' "$log"; then
+    ok "$(basename "$log" .log): distributed training on c10d with gloo and nccl"
+  else
+    bad "$(basename "$log" .log): not built with both process groups: $(grep -o 'dropattack: .*distributed.*' "$log" | head -1)"
+  fi
+done
+if dist=$(in_root node -e "console.log(JSON.stringify(require('$addon').distributedInfo()))" 2>/dev/null) &&
+  grep -q '"nccl"' <<<"$dist"; then
+  ok "the addon's distributedInfo(): $dist"
+else
+  bad "the addon's distributedInfo() has no nccl: ${dist:-(did not load)}"
 fi
 # The addon loads in trixie's node (CPU; the CUDA runtime finds no GPU here).
 if backends=$(in_root node -e "const b = require('$addon').backends(); console.log(JSON.stringify({cuda: b.cuda, cudaDeviceCount: b.cudaDeviceCount, cudaKernels: b.cudaKernels, libtorch: b.libtorch}))" 2>"$work/addon-load.log"); then

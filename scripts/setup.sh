@@ -3,7 +3,8 @@
 #  1. Debian packages: the test fixtures' (python3-torch, dataset-fashion-mnist) and, unless
 #     another LibTorch is found (scripts/find-torch.js), LibTorch's (libtorch-dev,
 #     libopenblas0-pthread); installed when missing and running as root, otherwise the exact
-#     apt-get line. With Debian's LibTorch, the Gloo headers (libgloo-dev) for distributed
+#     apt-get line. With Debian's LibTorch, the Gloo headers (libgloo-dev; libgloo-cuda-dev
+#     with the CUDA one) for distributed
 #     training too: installed when running as root, else only suggested (the addon builds
 #     without distributed training). Skipped when TORCH_DIR is set.
 #  2. npm dependencies (npm ci) when node_modules is missing or older than the lockfile.
@@ -30,12 +31,17 @@ if [ -z "${TORCH_DIR:-}" ] && command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${wanted[@]}"; do
     installed "$pkg" || missing+=("$pkg")
   done
-  if installed libtorch-dev || [[ " ${missing[*]} " == *" libtorch-dev "* ]]; then
-    if ! installed libgloo-dev; then
+  # Debian's CUDA LibTorch (libtorch-cuda-dev, contrib) links Gloo's CUDA build, whose
+  # headers are libgloo-cuda-dev: the CPU libgloo-dev conflicts with it (installing that
+  # would remove libtorch-cuda-dev).
+  gloo=libgloo-dev
+  if installed libtorch-cuda-dev; then gloo=libgloo-cuda-dev; fi
+  if installed libtorch-dev || installed libtorch-cuda-dev || [[ " ${missing[*]} " == *" libtorch-dev "* ]]; then
+    if ! installed "$gloo"; then
       if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        missing+=(libgloo-dev)
+        missing+=("$gloo")
       else
-        say "note: without libgloo-dev the addon has no distributed training (sudo apt-get install -y --no-install-recommends libgloo-dev)"
+        say "note: without $gloo the addon has no distributed training (sudo apt-get install -y --no-install-recommends $gloo)"
       fi
     fi
   fi
@@ -68,7 +74,7 @@ if [ -n "${TORCH_DIR:-}" ]; then
   torch_dir=$(node scripts/find-torch.js --quiet) || exit 1 # it says what is wrong with TORCH_DIR
 fi
 # Installing libgloo-dev (its dpkg file list is written then) adds distributed training.
-gloo_list=$(ls /var/lib/dpkg/info/libgloo-dev*.list 2>/dev/null | head -1 || true)
+gloo_list=$(ls /var/lib/dpkg/info/libgloo-dev*.list /var/lib/dpkg/info/libgloo-cuda-dev*.list 2>/dev/null | head -1 || true)
 if [ ! -f "$addon" ] || [ -n "$(find native CMakeLists.txt package.json $gloo_list -newer "$addon" -type f -print -quit)" ] ||
   { [ -n "$torch_dir" ] && [ "$torch_dir" != "$cached_torch" ]; }; then
   torch_dir=$(node scripts/find-torch.js) || exit 1
