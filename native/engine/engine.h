@@ -149,9 +149,10 @@ class Trainer {
   const std::vector<std::string>& frozen() const { return frozen_; }
 
   /// Data-parallel training over `config.comm`: every step averages the update's gradient
-  /// across ranks (bucketed all-reduce after the backward passes) and, with direction
-  /// "allreduced", each attack direction too. A collective: every rank calls it, and rank
-  /// 0's parameters are copied to the others so that the replicas start identical.
+  /// across ranks (a bucketed all-reduce that starts during the last backward pass when
+  /// config.overlap; reducer.h) and, with direction "allreduced", each attack direction too.
+  /// A collective: every rank calls it, and rank 0's parameters are copied to the others so
+  /// that the replicas start identical.
   void set_distributed(DistributedConfig config);
   /// The distributed settings, or nullptr in a single process.
   const DistributedConfig* distributed() const { return dist_.comm ? &dist_ : nullptr; }
