@@ -236,38 +236,21 @@ void Communicator::Broadcast(const std::vector<at::Tensor>& tensors, int root) {
   const std::vector<std::vector<size_t>> plan = PlanBuckets(tensors, kBucketBytes);
   using WorkPtr = decltype(impl_->gloo->barrier());
   std::vector<WorkPtr> works;
-  std::vector<at::Tensor> flats;
-  std::vector<char> in_place;
-  for (const auto& bucket : plan) {
-    at::Tensor flat;
-    const bool alone = bucket.size() == 1 && tensors[bucket[0]].is_contiguous();
-    if (alone) {
-      flat = tensors[bucket[0]].view({-1});
-    } else {
-      std::vector<at::Tensor> parts;
-      for (size_t i : bucket) parts.push_back(tensors[i].reshape({-1}));
-      flat = at::cat(parts);
-    }
+  std::vector<FlatBucket> flats(plan.size());
+  for (size_t b = 0; b < plan.size(); ++b) {
+    std::vector<at::Tensor> members;
+    for (size_t i : plan[b]) members.push_back(tensors[i]);
+    flats[b].Pack(std::move(members), nullptr);
 #ifdef DROPATTACK_WITH_NCCL
-    if (impl_->nccl && !flat.is_cuda()) flat = flat.to(at::kCUDA);  // NCCL: CUDA tensors only
+    if (impl_->nccl && !flats[b].flat.is_cuda()) flats[b].MoveTo(at::kCUDA);  // NCCL: CUDA tensors only
 #endif
-    in_place.push_back(alone && flat.data_ptr() == tensors[bucket[0]].data_ptr());
-    flats.push_back(flat);
-    std::vector<at::Tensor> one{flat};
+    std::vector<at::Tensor> one{flats[b].flat};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
     works.push_back(impl_->With([&](auto& pg) { return pg.broadcast(one, opts); }));
   }
   for (auto& w : works) Wait(w, options_, "broadcast");
-  for (size_t b = 0; b < plan.size(); ++b) {
-    if (in_place[b] != 0) continue;
-    int64_t at = 0;
-    for (size_t i : plan[b]) {
-      const at::Tensor& t = tensors[i];
-      t.copy_(flats[b].narrow(0, at, t.numel()).view(t.sizes()));
-      at += t.numel();
-    }
-  }
+  for (auto& f : flats) f.Unpack();
 }
 
 void Communicator::Barrier() {
@@ -333,46 +316,60 @@ std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tens
   return plan;
 }
 
-void BucketAllReduce::Start(Communicator& comm, std::vector<at::Tensor> members, at::Tensor* buffer) {
+void FlatBucket::Pack(std::vector<at::Tensor> members, at::Tensor* buffer) {
   TORCH_CHECK(!members.empty(), "distributed: an empty bucket");
   members_ = std::move(members);
   if (members_.size() == 1 && members_[0].is_contiguous()) {
-    flat_ = members_[0].view({-1});  // in place, no copy
+    flat = members_[0].view({-1});  // in place, no copy
     copied_ = false;
+    return;
+  }
+  int64_t n = 0;
+  for (const at::Tensor& m : members_) n += m.numel();
+  const at::Tensor& m0 = members_[0];
+  if (buffer != nullptr && buffer->defined() && buffer->numel() == n && buffer->scalar_type() == m0.scalar_type() &&
+      buffer->device() == m0.device()) {
+    flat = *buffer;
   } else {
-    int64_t n = 0;
-    for (const at::Tensor& m : members_) n += m.numel();
-    if (buffer != nullptr && buffer->defined() && buffer->numel() == n && buffer->scalar_type() == members_[0].scalar_type() &&
-        buffer->device() == members_[0].device()) {
-      flat_ = *buffer;
-    } else {
-      flat_ = at::empty({n}, members_[0].options().memory_format(at::MemoryFormat::Contiguous));
-      if (buffer != nullptr) *buffer = flat_;
-    }
+    flat = at::empty({n}, m0.options().memory_format(at::MemoryFormat::Contiguous));
+    if (buffer != nullptr) *buffer = flat;
+  }
+  int64_t at = 0;
+  for (const at::Tensor& m : members_) {
+    flat.narrow(0, at, m.numel()).view_as(m).copy_(m);
+    at += m.numel();
+  }
+  copied_ = true;
+}
+
+void FlatBucket::MoveTo(at::Device device) {
+  flat = flat.to(device);
+  copied_ = true;
+}
+
+void FlatBucket::Unpack() {
+  if (copied_) {
     int64_t at = 0;
     for (const at::Tensor& m : members_) {
-      flat_.narrow(0, at, m.numel()).view_as(m).copy_(m);
+      m.copy_(flat.narrow(0, at, m.numel()).view_as(m));
       at += m.numel();
     }
-    copied_ = true;
   }
-  work_ = comm.StartSum(flat_);
+  members_.clear();
+  flat = at::Tensor();
+}
+
+void BucketAllReduce::Start(Communicator& comm, std::vector<at::Tensor> members, at::Tensor* buffer) {
+  bucket_.Pack(std::move(members), buffer);
+  work_ = comm.StartSum(bucket_.flat);
 }
 
 void BucketAllReduce::FinishMean(const char* what, double world_size) {
   TORCH_CHECK(work_ != nullptr, "distributed: a bucket waited on before it was started");
   std::unique_ptr<Communicator::Pending> work = std::move(work_);
   work->Wait(what);
-  flat_.mul_(1.0 / world_size);
-  if (copied_) {
-    int64_t at = 0;
-    for (at::Tensor& m : members_) {
-      m.copy_(flat_.narrow(0, at, m.numel()).view_as(m));
-      at += m.numel();
-    }
-  }
-  members_.clear();
-  flat_ = at::Tensor();
+  bucket_.flat.mul_(1.0 / world_size);
+  bucket_.Unpack();
 }
 
 }  // namespace engine

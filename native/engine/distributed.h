@@ -87,21 +87,34 @@ class Communicator {
 std::vector<std::vector<size_t>> PlanBuckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes,
                                              int64_t first_bucket_bytes = 0);
 
-/// One bucket's averaging: its members are copied into one flat buffer (a lone contiguous
-/// member is reduced in place, without a copy), summed across ranks, then divided by the
-/// world size and copied back.
+/// A bucket's members as one flat, contiguous tensor for a collective: a lone contiguous
+/// member is used in place (a view, no copy); otherwise the members are copied into
+/// `buffer` (reused when it fits, else made) and Unpack() copies the result back.
+class FlatBucket {
+ public:
+  void Pack(std::vector<at::Tensor> members, at::Tensor* buffer);
+  /// The collective needs another device (NCCL: CUDA): `flat` becomes a copy there.
+  void MoveTo(at::Device device);
+  /// Writes `flat` back into the members when it is not their own memory; drops both.
+  void Unpack();
+  at::Tensor flat;
+
+ private:
+  std::vector<at::Tensor> members_;
+  bool copied_ = false;
+};
+
+/// One bucket's averaging: its members packed (FlatBucket), summed across ranks, then
+/// divided by the world size and unpacked.
 class BucketAllReduce {
  public:
   /// Starts the sum. `buffer` is reused from one step to the next when it fits.
   void Start(Communicator& comm, std::vector<at::Tensor> members, at::Tensor* buffer);
   /// Waits, then writes the mean into the members.
   void FinishMean(const char* what, double world_size);
-  bool started() const { return work_ != nullptr; }
 
  private:
-  std::vector<at::Tensor> members_;
-  at::Tensor flat_;
-  bool copied_ = false;
+  FlatBucket bucket_;
   std::unique_ptr<Communicator::Pending> work_;
 };
 
