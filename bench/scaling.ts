@@ -23,7 +23,7 @@ import * as path from 'path';
 import { distributedEnv, distributedInfo, launchLocal, Module, ModelSpec, ProcessGroup, randint, randn, setNumThreads, Trainer } from '../lib';
 
 interface Workload {
-  spec: ModelSpec;
+  spec: ModelSpec & { numClasses: number };
   /** One example's input shape. */
   input: number[];
   batch: number;
@@ -119,7 +119,7 @@ async function worker(w: WorkerOptions): Promise<void> {
   const trainer = new Trainer(model, { optimizer: { type: 'sgd', lr: 0.01 }, attack, ...(group && !w.independent ? { distributed: { group, overlap: w.overlap } } : {}) });
   await trainer.ready;
   const x = randn([wl.batch, ...wl.input]);
-  const y = randint(0, 10, [wl.batch]);
+  const y = randint(0, wl.spec.numClasses, [wl.batch]);
   for (let s = 0; s < wl.warmup; s++) await trainer.step(x, y);
   // Start together: the clock of each configuration covers the same steps on every rank.
   if (group) await group.barrier();
